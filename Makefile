@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# revirt: out-of-tree build of the modules, and the test entry points.
+#
+#   make                  build the modules against KDIR (Debian 6.1 headers)
+#   make check            run every test (installs what is missing)
+#   make run              boot a VM in which revirt drives its devices
+#   make clean
+
+KVER ?= $(shell ls -1 /lib/modules 2>/dev/null | grep -E '^6\.1\.0-.*-amd64$$' | sort -V | tail -n 1)
+KDIR ?= /lib/modules/$(KVER)/build
+REVIRT_CONFIG := CONFIG_REVIRT=m CONFIG_REVIRT_PCI=m CONFIG_REVIRT_RNG=m
+MODDIR := $(CURDIR)/drivers/revirt
+
+.PHONY: all modules deps check check-vm check-ring run clean
+
+all: modules
+
+deps:
+	scripts/revirt-deps
+
+modules:
+	$(MAKE) -C $(KDIR) M=$(MODDIR) $(REVIRT_CONFIG) W=1 modules
+
+check: deps
+	scripts/check "$(KVER)"
+
+run: deps modules
+	scripts/revirt-run "$(KVER)" $(MODDIR)
+
+clean:
+	$(MAKE) -C $(KDIR) M=$(MODDIR) clean 2>/dev/null || true
+	$(MAKE) -C tools/revirt-ring clean 2>/dev/null || true

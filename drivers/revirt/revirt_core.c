@@ -1,0 +1,500 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * revirt bus core: the device reset lifecycle.
+ *
+ *   register:  reset, ACKNOWLEDGE
+ *   probe:     (reset, ACKNOWLEDGE if a previous owner left it set up),
+ *              DRIVER, features, FEATURES_OK read back (version 1),
+ *              driver probe, DRIVER_OK; FAILED if anything failed
+ *   remove:    the driver resets the device where it chooses, reclaims
+ *              its buffers and deletes its queues; the core checks that
+ *              status reads 0 (and resets it if the driver forgot), then
+ *              ACKNOWLEDGE again
+ *   shutdown:  reset, so that no DMA outlives the kernel
+ */
+
+#include <linux/idr.h>
+#include <linux/module.h>
+#include <linux/revirt.h>
+#include <linux/revirt_ring.h>
+#include <linux/slab.h>
+#include <linux/workqueue.h>
+#include <uapi/linux/virtio_ring.h>
+
+#include "revirt_internal.h"
+
+static DEFINE_IDA(revirt_index_ida);
+
+/* Feature bits the core and the ring handle for every driver. */
+static const u64 revirt_transport_features =
+	BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC) |
+	BIT_ULL(VIRTIO_RING_F_EVENT_IDX) |
+	BIT_ULL(VIRTIO_F_VERSION_1) |
+	BIT_ULL(VIRTIO_F_ACCESS_PLATFORM);
+
+/* How often a config read is retried while the generation moves. */
+#define REVIRT_CONFIG_READ_TRIES	64
+
+/**
+ * revirt_add_status - set status bits on top of those already set
+ * @vdev: the device
+ * @status: VIRTIO_CONFIG_S_* bits to add
+ */
+void revirt_add_status(struct revirt_device *vdev, u8 status)
+{
+	might_sleep();
+	vdev->config->set_status(vdev, vdev->config->get_status(vdev) | status);
+}
+EXPORT_SYMBOL_GPL(revirt_add_status);
+
+/**
+ * revirt_reset_device - reset a device and wait until it completed
+ * @vdev: the device
+ *
+ * After a successful return the device uses none of its queues and no
+ * callback of the device runs; the driver may reclaim its buffers.  A
+ * device that does not complete the reset in time is marked broken.
+ *
+ * Return: 0, or the transport's error (-ETIMEDOUT for a reset that did
+ * not complete).
+ */
+int revirt_reset_device(struct revirt_device *vdev)
+{
+	struct revirt_virtqueue *vq;
+	int err;
+
+	atomic_inc(&vdev->resets);
+	err = vdev->config->reset(vdev);
+	if (!err) {
+		vdev->broken = false;
+		return 0;
+	}
+	if (!vdev->broken)
+		dev_err(&vdev->dev, "reset did not complete (%d): device marked broken\n",
+			err);
+	vdev->broken = true;
+	list_for_each_entry(vq, &vdev->vqs, list)
+		revirt_vq_mark_broken(vq);
+	return err;
+}
+EXPORT_SYMBOL_GPL(revirt_reset_device);
+
+/**
+ * revirt_device_ready - tell the device the driver is ready (DRIVER_OK)
+ * @vdev: the device
+ *
+ * Drivers that use their queues during probe call this first; otherwise
+ * the core sets DRIVER_OK after probe.
+ */
+void revirt_device_ready(struct revirt_device *vdev)
+{
+	u8 status = vdev->config->get_status(vdev);
+
+	WARN_ON_ONCE(status & VIRTIO_CONFIG_S_DRIVER_OK);
+	vdev->config->set_status(vdev, status | VIRTIO_CONFIG_S_DRIVER_OK);
+}
+EXPORT_SYMBOL_GPL(revirt_device_ready);
+
+/**
+ * revirt_find_vqs - set up the device's virtqueues
+ * @vdev: the device
+ * @nvqs: number of queues
+ * @vqs: filled with the queues
+ * @info: name and callback of each queue
+ *
+ * Return: 0 or a negative error; on error no queue is left.
+ */
+int revirt_find_vqs(struct revirt_device *vdev, unsigned int nvqs,
+		    struct revirt_virtqueue *vqs[],
+		    const struct revirt_vq_info info[])
+{
+	return vdev->config->find_vqs(vdev, nvqs, vqs, info);
+}
+EXPORT_SYMBOL_GPL(revirt_find_vqs);
+
+/**
+ * revirt_del_vqs - delete every virtqueue of the device
+ * @vdev: the device, reset, with every buffer taken back
+ */
+void revirt_del_vqs(struct revirt_device *vdev)
+{
+	vdev->config->del_vqs(vdev);
+}
+EXPORT_SYMBOL_GPL(revirt_del_vqs);
+
+/**
+ * revirt_cread - read a config field without tearing
+ * @vdev: the device
+ * @offset: offset in the device-specific config
+ * @size: 1, 2, 4 or 8 bytes
+ *
+ * The read is repeated while the config generation changes, a bounded
+ * number of times.
+ *
+ * Return: the field in CPU byte order.
+ */
+u64 revirt_cread(struct revirt_device *vdev, unsigned int offset,
+		 unsigned int size)
+{
+	bool le = revirt_is_little_endian(vdev);
+	unsigned int tries = 0;
+	union {
+		u8 v8;
+		__virtio16 v16;
+		__virtio32 v32;
+		__virtio64 v64;
+	} val = {};
+	u32 before, after;
+
+	if (WARN_ON_ONCE(size != 1 && size != 2 && size != 4 && size != 8))
+		return 0;
+	do {
+		before = vdev->config->generation(vdev);
+		vdev->config->get(vdev, offset, &val, size);
+		after = vdev->config->generation(vdev);
+	} while (before != after && ++tries < REVIRT_CONFIG_READ_TRIES);
+	if (before != after)
+		dev_warn_ratelimited(&vdev->dev,
+				     "config generation keeps changing; read of offset %u may be torn\n",
+				     offset);
+
+	switch (size) {
+	case 1:
+		return val.v8;
+	case 2:
+		return __virtio16_to_cpu(le, val.v16);
+	case 4:
+		return __virtio32_to_cpu(le, val.v32);
+	default:
+		return __virtio64_to_cpu(le, val.v64);
+	}
+}
+EXPORT_SYMBOL_GPL(revirt_cread);
+
+/* Config-change callbacks reach the driver only while it is bound and set up. */
+static void revirt_config_enable(struct revirt_device *vdev)
+{
+	bool pending;
+
+	spin_lock_irq(&vdev->config_lock);
+	vdev->config_enabled = true;
+	pending = vdev->config_change_pending;
+	vdev->config_change_pending = false;
+	spin_unlock_irq(&vdev->config_lock);
+	if (pending)
+		schedule_work(&vdev->config_work);
+}
+
+static void revirt_config_disable(struct revirt_device *vdev)
+{
+	spin_lock_irq(&vdev->config_lock);
+	vdev->config_enabled = false;
+	spin_unlock_irq(&vdev->config_lock);
+	flush_work(&vdev->config_work);
+}
+
+static void revirt_config_work(struct work_struct *work)
+{
+	struct revirt_device *vdev =
+		container_of(work, struct revirt_device, config_work);
+	struct revirt_driver *drv;
+
+	spin_lock_irq(&vdev->config_lock);
+	if (!vdev->config_enabled) {
+		spin_unlock_irq(&vdev->config_lock);
+		return;
+	}
+	spin_unlock_irq(&vdev->config_lock);
+
+	/* Disabling flushes this work before the driver goes away. */
+	drv = drv_to_revirt(vdev->dev.driver);
+	if (drv->config_changed)
+		drv->config_changed(vdev);
+}
+
+/**
+ * revirt_config_changed - the transport saw a config-change interrupt
+ * @vdev: the device
+ *
+ * May be called in interrupt context.
+ */
+void revirt_config_changed(struct revirt_device *vdev)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&vdev->config_lock, flags);
+	if (vdev->config_enabled)
+		schedule_work(&vdev->config_work);
+	else
+		vdev->config_change_pending = true;
+	spin_unlock_irqrestore(&vdev->config_lock, flags);
+}
+EXPORT_SYMBOL_GPL(revirt_config_changed);
+
+static int revirt_reset_and_ack(struct revirt_device *vdev)
+{
+	int err = revirt_reset_device(vdev);
+
+	if (!err)
+		revirt_add_status(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	return err;
+}
+
+static u64 revirt_driver_features(const struct revirt_driver *drv)
+{
+	u64 features = 0;
+	unsigned int i;
+
+	for (i = 0; i < drv->feature_table_size; i++)
+		if (drv->feature_table[i] < 64)
+			features |= BIT_ULL(drv->feature_table[i]);
+	return features;
+}
+
+static int revirt_negotiate(struct revirt_device *vdev,
+			    const struct revirt_driver *drv)
+{
+	u64 offered = vdev->config->get_features(vdev);
+	int err;
+
+	vdev->features = offered & vdev->features_mask &
+			 (revirt_driver_features(drv) |
+			  revirt_transport_features);
+	err = vdev->config->finalize_features(vdev);
+	if (err)
+		return err;
+	if (!revirt_has_feature(vdev, VIRTIO_F_VERSION_1))
+		return 0;
+
+	revirt_add_status(vdev, VIRTIO_CONFIG_S_FEATURES_OK);
+	if (!(vdev->config->get_status(vdev) & VIRTIO_CONFIG_S_FEATURES_OK)) {
+		dev_err(&vdev->dev, "device refused features 0x%llx (FEATURES_OK not set)\n",
+			vdev->features);
+		return -ENODEV;
+	}
+	return 0;
+}
+
+static int revirt_dev_probe(struct device *dev)
+{
+	struct revirt_device *vdev = dev_to_revirt(dev);
+	struct revirt_driver *drv = drv_to_revirt(dev->driver);
+	int err;
+
+	/* Start from a clean device if a previous owner left it set up. */
+	if (vdev->broken || vdev->config->get_status(vdev) !=
+	    VIRTIO_CONFIG_S_ACKNOWLEDGE) {
+		err = revirt_reset_and_ack(vdev);
+		if (err)
+			return err;
+	}
+	revirt_add_status(vdev, VIRTIO_CONFIG_S_DRIVER);
+
+	err = revirt_negotiate(vdev, drv);
+	if (err)
+		goto failed;
+	err = drv->probe(vdev);
+	if (err)
+		goto failed;
+	if (!(vdev->config->get_status(vdev) & VIRTIO_CONFIG_S_DRIVER_OK))
+		revirt_device_ready(vdev);
+	revirt_config_enable(vdev);
+	return 0;
+
+failed:
+	if (!list_empty(&vdev->vqs)) {
+		dev_err(&vdev->dev, "driver %s left queues after a failed probe; deleting them\n",
+			drv->driver.name);
+		revirt_reset_and_ack(vdev);
+		revirt_del_vqs(vdev);
+	}
+	revirt_add_status(vdev, VIRTIO_CONFIG_S_FAILED);
+	dev_err(&vdev->dev, "probe of %s failed (%d): device marked FAILED\n",
+		drv->driver.name, err);
+	return err;
+}
+
+static void revirt_dev_remove(struct device *dev)
+{
+	struct revirt_device *vdev = dev_to_revirt(dev);
+	struct revirt_driver *drv = drv_to_revirt(dev->driver);
+	u8 status;
+
+	revirt_config_disable(vdev);
+	drv->remove(vdev);
+
+	status = vdev->config->get_status(vdev);
+	if (status && !vdev->broken) {
+		dev_err(&vdev->dev, "driver %s did not reset the device (status 0x%02x); resetting it\n",
+			drv->driver.name, status);
+		revirt_reset_device(vdev);
+	}
+	if (!list_empty(&vdev->vqs)) {
+		dev_err(&vdev->dev, "driver %s did not delete its queues; deleting them\n",
+			drv->driver.name);
+		revirt_del_vqs(vdev);
+	}
+	if (!vdev->broken)
+		revirt_add_status(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+}
+
+static void revirt_dev_shutdown(struct device *dev)
+{
+	struct revirt_device *vdev = dev_to_revirt(dev);
+
+	/* No DMA may outlive the kernel (kexec, reboot). */
+	revirt_config_disable(vdev);
+	revirt_reset_device(vdev);
+}
+
+static bool revirt_id_matches(const struct revirt_device_id *id,
+			      const struct revirt_device *vdev)
+{
+	if (id->device != vdev->id.device && id->device != REVIRT_DEV_ANY_ID)
+		return false;
+	return id->vendor == REVIRT_DEV_ANY_ID || id->vendor == vdev->id.vendor;
+}
+
+static int revirt_dev_match(struct device *dev, struct device_driver *drv)
+{
+	const struct revirt_device_id *id = drv_to_revirt(drv)->id_table;
+	struct revirt_device *vdev = dev_to_revirt(dev);
+
+	for (; id && id->device; id++)
+		if (revirt_id_matches(id, vdev))
+			return 1;
+	return 0;
+}
+
+static int revirt_dev_uevent(struct device *dev, struct kobj_uevent_env *env)
+{
+	struct revirt_device *vdev = dev_to_revirt(dev);
+
+	return add_uevent_var(env, "MODALIAS=revirt:d%08Xv%08X",
+			      vdev->id.device, vdev->id.vendor);
+}
+
+static struct bus_type revirt_bus = {
+	.name = "revirt",
+	.match = revirt_dev_match,
+	.uevent = revirt_dev_uevent,
+	.probe = revirt_dev_probe,
+	.remove = revirt_dev_remove,
+	.shutdown = revirt_dev_shutdown,
+	.dev_groups = revirt_dev_groups,
+};
+
+/*
+ * Reset the device and bind a driver again: the way to renegotiate
+ * features and to recover a device that got into a bad state.
+ */
+int revirt_reprobe(struct revirt_device *vdev)
+{
+	int err;
+
+	device_release_driver(&vdev->dev);
+	err = revirt_reset_and_ack(vdev);
+	if (err)
+		return err;
+	err = device_attach(&vdev->dev);
+	return err < 0 ? err : 0;
+}
+
+/**
+ * __revirt_register_driver - register a driver on the revirt bus
+ * @drv: the driver
+ * @owner: module of the driver
+ *
+ * Return: 0 or a negative error.
+ */
+int __revirt_register_driver(struct revirt_driver *drv, struct module *owner)
+{
+	drv->driver.bus = &revirt_bus;
+	drv->driver.owner = owner;
+	return driver_register(&drv->driver);
+}
+EXPORT_SYMBOL_GPL(__revirt_register_driver);
+
+/**
+ * revirt_unregister_driver - unregister a driver; its devices are removed
+ * @drv: the driver
+ */
+void revirt_unregister_driver(struct revirt_driver *drv)
+{
+	driver_unregister(&drv->driver);
+}
+EXPORT_SYMBOL_GPL(revirt_unregister_driver);
+
+/**
+ * revirt_register_device - reset a device, acknowledge it and add it
+ * @vdev: the device; the transport set @id, @config and @dev.parent and
+ *	@dev.release, which frees it
+ *
+ * On error the caller drops its reference with put_device(&vdev->dev).
+ *
+ * Return: 0 or a negative error.
+ */
+int revirt_register_device(struct revirt_device *vdev)
+{
+	int err;
+
+	device_initialize(&vdev->dev);
+	err = ida_alloc(&revirt_index_ida, GFP_KERNEL);
+	if (err < 0)
+		return err;
+	vdev->index = err;
+	vdev->dev.bus = &revirt_bus;
+	err = dev_set_name(&vdev->dev, "revirt%u", vdev->index);
+	if (err)
+		goto free_index;
+
+	INIT_LIST_HEAD(&vdev->vqs);
+	spin_lock_init(&vdev->config_lock);
+	INIT_WORK(&vdev->config_work, revirt_config_work);
+	mutex_init(&vdev->reprobe_lock);
+	vdev->features_mask = ~0ULL;
+	atomic_set(&vdev->resets, 0);
+
+	/* A previous driver, or the firmware, may have left it running. */
+	err = revirt_reset_and_ack(vdev);
+	if (err)
+		goto free_index;
+	err = device_add(&vdev->dev);
+	if (err)
+		goto free_index;
+	return 0;
+
+free_index:
+	ida_free(&revirt_index_ida, vdev->index);
+	return err;
+}
+EXPORT_SYMBOL_GPL(revirt_register_device);
+
+/**
+ * revirt_unregister_device - remove a device from the bus
+ * @vdev: the device; its driver is removed first (which resets it)
+ */
+void revirt_unregister_device(struct revirt_device *vdev)
+{
+	unsigned int index = vdev->index;
+
+	device_unregister(&vdev->dev);
+	ida_free(&revirt_index_ida, index);
+}
+EXPORT_SYMBOL_GPL(revirt_unregister_device);
+
+static int __init revirt_init(void)
+{
+	return bus_register(&revirt_bus);
+}
+
+static void __exit revirt_exit(void)
+{
+	bus_unregister(&revirt_bus);
+	ida_destroy(&revirt_index_ida);
+}
+
+module_init(revirt_init);
+module_exit(revirt_exit);
+MODULE_DESCRIPTION("revirt: virtio bus with a reset lifecycle, and virtqueues");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,862 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * revirt split virtqueues.
+ *
+ * Layout (virtio 1.x, 2.7): a descriptor table, the driver-written avail
+ * ring and the device-written used ring, in one DMA-coherent allocation.
+ *
+ * The device is not trusted.  Everything the ring needs to find, unmap and
+ * free a buffer (addresses, lengths, flags, chain links) is kept in memory
+ * the device cannot see; what the device writes (used index, used id and
+ * length) is checked before use, and a lie breaks the queue with one error
+ * line.  A broken queue runs no callbacks and accepts no buffers; its
+ * buffers are taken back after the device is reset.
+ */
+
+#include <linux/dma-mapping.h>
+#include <linux/module.h>
+#include <linux/revirt_ring.h>
+#include <linux/scatterlist.h>
+#include <linux/slab.h>
+#include <linux/error-injection.h>
+#include <linux/virtio_byteorder.h>
+#include <uapi/linux/virtio_ring.h>
+
+/* What the ring remembers of one descriptor, out of the device's reach. */
+struct revirt_desc_extra {
+	dma_addr_t addr;
+	u32 len;
+	u16 flags;
+	u16 next;
+};
+
+/* One buffer in flight, indexed by its head descriptor. */
+struct revirt_desc_state {
+	void *data;
+	struct vring_desc *indir;	/* indirect table, or NULL */
+	struct revirt_desc_extra *indir_extra;
+	u32 in_len;			/* bytes the device may write */
+	u16 ndescs;			/* descriptors used in the main table */
+	u16 indir_num;			/* entries in @indir */
+};
+
+struct revirt_vring {
+	struct revirt_virtqueue vq;
+	struct vring vring;
+	void *ring_mem;
+	dma_addr_t ring_dma;
+	size_t ring_bytes;
+	struct device *dma_dev;
+	struct device *msg_dev;
+	bool (*notify)(struct revirt_virtqueue *vq);
+
+	bool little_endian;
+	bool event_idx;
+	bool indirect;
+	bool weak_barriers;
+	bool broken;
+
+	u16 free_head;
+	u16 avail_idx_shadow;
+	u16 avail_flags_shadow;
+	u16 last_used_idx;
+	u16 num_added;
+	u16 in_flight;			/* buffers (heads) on the ring */
+
+	struct revirt_desc_state *state;
+	struct revirt_desc_extra *extra;
+};
+
+#define to_rvring(_vq) container_of(_vq, struct revirt_vring, vq)
+
+static inline __virtio16 rv_cpu16(const struct revirt_vring *vr, u16 val)
+{
+	return __cpu_to_virtio16(vr->little_endian, val);
+}
+
+static inline __virtio32 rv_cpu32(const struct revirt_vring *vr, u32 val)
+{
+	return __cpu_to_virtio32(vr->little_endian, val);
+}
+
+static inline __virtio64 rv_cpu64(const struct revirt_vring *vr, u64 val)
+{
+	return __cpu_to_virtio64(vr->little_endian, val);
+}
+
+static inline u16 rv_16(const struct revirt_vring *vr, __virtio16 val)
+{
+	return __virtio16_to_cpu(vr->little_endian, val);
+}
+
+static inline u32 rv_32(const struct revirt_vring *vr, __virtio32 val)
+{
+	return __virtio32_to_cpu(vr->little_endian, val);
+}
+
+/* Barriers: SMP ones when the device is a CPU, mandatory ones otherwise. */
+static inline void rv_mb(const struct revirt_vring *vr)
+{
+	if (vr->weak_barriers)
+		virt_mb();
+	else
+		mb();
+}
+
+static inline void rv_rmb(const struct revirt_vring *vr)
+{
+	if (vr->weak_barriers)
+		virt_rmb();
+	else
+		dma_rmb();
+}
+
+static inline void rv_wmb(const struct revirt_vring *vr)
+{
+	if (vr->weak_barriers)
+		virt_wmb();
+	else
+		dma_wmb();
+}
+
+static __printf(2, 3) void rv_break(struct revirt_vring *vr,
+				     const char *fmt, ...)
+{
+	struct va_format vaf;
+	va_list args;
+
+	if (vr->broken)
+		return;
+	WRITE_ONCE(vr->broken, true);
+	va_start(args, fmt);
+	vaf.fmt = fmt;
+	vaf.va = &args;
+	dev_err(vr->msg_dev, "revirt: queue %s broken: %pV", vr->vq.name,
+		&vaf);
+	va_end(args);
+}
+
+/**
+ * revirt_vring_dma_map - map one buffer of a virtqueue for the device
+ * @dma_dev: device the buffer is mapped for
+ * @page: first page of the buffer
+ * @offset: offset of the buffer in @page
+ * @len: length in bytes
+ * @dir: direction of the transfer
+ *
+ * Every buffer mapping of revirt goes through here, so that fault
+ * injection (fail_function) can make any of them fail.
+ *
+ * Return: the DMA address, or DMA_MAPPING_ERROR.
+ */
+noinline dma_addr_t revirt_vring_dma_map(struct device *dma_dev,
+					 struct page *page,
+					 unsigned long offset, size_t len,
+					 enum dma_data_direction dir)
+{
+	dma_addr_t addr = dma_map_page(dma_dev, page, offset, len, dir);
+
+	if (dma_mapping_error(dma_dev, addr))
+		return DMA_MAPPING_ERROR;
+	return addr;
+}
+ALLOW_ERROR_INJECTION(revirt_vring_dma_map, ERRNO);
+
+static void rv_unmap(const struct revirt_vring *vr,
+		     const struct revirt_desc_extra *ex)
+{
+	dma_unmap_page(vr->dma_dev, ex->addr, ex->len,
+		       (ex->flags & VRING_DESC_F_WRITE) ?
+		       DMA_FROM_DEVICE : DMA_TO_DEVICE);
+}
+
+static void rv_set_desc(const struct revirt_vring *vr, struct vring_desc *desc,
+			struct revirt_desc_extra *ex, dma_addr_t addr, u32 len,
+			u16 flags, u16 next)
+{
+	desc->addr = rv_cpu64(vr, addr);
+	desc->len = rv_cpu32(vr, len);
+	desc->flags = rv_cpu16(vr, flags);
+	desc->next = rv_cpu16(vr, next);
+	ex->addr = addr;
+	ex->len = len;
+	ex->flags = flags;
+	ex->next = next;
+}
+
+/*
+ * Map the scatterlists into @n descriptors starting at @first, linked
+ * through @links (the free list for the main table, i + 1 for an indirect
+ * table).  On failure, everything mapped here is unmapped again.
+ */
+static int rv_map_sgs(struct revirt_vring *vr, struct vring_desc *desc,
+		      struct revirt_desc_extra *extra, u16 first,
+		      struct scatterlist *sgs[], unsigned int out_sgs,
+		      unsigned int in_sgs, u32 *in_len, u16 *last)
+{
+	struct scatterlist *sg;
+	unsigned int n, mapped = 0;
+	u16 i = first, prev = first;
+	u32 in_bytes = 0;
+
+	for (n = 0; n < out_sgs + in_sgs; n++) {
+		bool in = n >= out_sgs;
+
+		for (sg = sgs[n]; sg; sg = sg_next(sg)) {
+			dma_addr_t addr;
+
+			addr = revirt_vring_dma_map(vr->dma_dev, sg_page(sg),
+						    sg->offset, sg->length,
+						    in ? DMA_FROM_DEVICE :
+						    DMA_TO_DEVICE);
+			if (addr == DMA_MAPPING_ERROR)
+				goto unmap;
+			rv_set_desc(vr, &desc[i], &extra[i], addr, sg->length,
+				    VRING_DESC_F_NEXT |
+				    (in ? VRING_DESC_F_WRITE : 0),
+				    extra[i].next);
+			if (in)
+				in_bytes += sg->length;
+			mapped++;
+			prev = i;
+			i = extra[i].next;
+		}
+	}
+	/* The last descriptor ends the chain. */
+	extra[prev].flags &= ~VRING_DESC_F_NEXT;
+	desc[prev].flags = rv_cpu16(vr, extra[prev].flags);
+	*in_len = in_bytes;
+	*last = prev;
+	return 0;
+
+unmap:
+	for (i = first; mapped--; i = extra[i].next)
+		rv_unmap(vr, &extra[i]);
+	return -ENOMEM;
+}
+
+static int rv_add_indirect(struct revirt_vring *vr, struct scatterlist *sgs[],
+			   unsigned int out_sgs, unsigned int in_sgs,
+			   unsigned int total, u16 head, gfp_t gfp)
+{
+	struct revirt_desc_state *st = &vr->state[head];
+	struct revirt_desc_extra *iextra;
+	struct vring_desc *indir;
+	dma_addr_t addr;
+	u16 last;
+	unsigned int i;
+	int err;
+
+	/* Device-visible table and private bookkeeping in one allocation. */
+	indir = kmalloc_array(total, sizeof(*indir) + sizeof(*iextra), gfp);
+	if (!indir)
+		return -ENOMEM;
+	iextra = (struct revirt_desc_extra *)&indir[total];
+	for (i = 0; i < total; i++)
+		iextra[i].next = i + 1;
+
+	err = rv_map_sgs(vr, indir, iextra, 0, sgs, out_sgs, in_sgs,
+			 &st->in_len, &last);
+	if (err)
+		goto free;
+
+	addr = revirt_vring_dma_map(vr->dma_dev, virt_to_page(indir),
+				    offset_in_page(indir),
+				    total * sizeof(*indir), DMA_TO_DEVICE);
+	if (addr == DMA_MAPPING_ERROR) {
+		err = -ENOMEM;
+		goto unmap;
+	}
+	rv_set_desc(vr, &vr->vring.desc[head], &vr->extra[head], addr,
+		    total * sizeof(*indir), VRING_DESC_F_INDIRECT,
+		    vr->extra[head].next);
+	st->indir = indir;
+	st->indir_extra = iextra;
+	st->indir_num = total;
+	st->ndescs = 1;
+	vr->free_head = vr->extra[head].next;
+	return 0;
+
+unmap:
+	for (i = 0; i < total; i++)
+		rv_unmap(vr, &iextra[i]);
+free:
+	kfree(indir);
+	return err;
+}
+
+static int rv_add_direct(struct revirt_vring *vr, struct scatterlist *sgs[],
+			 unsigned int out_sgs, unsigned int in_sgs,
+			 unsigned int total, u16 head)
+{
+	struct revirt_desc_state *st = &vr->state[head];
+	u16 last;
+	int err;
+
+	err = rv_map_sgs(vr, vr->vring.desc, vr->extra, head, sgs, out_sgs,
+			 in_sgs, &st->in_len, &last);
+	if (err)
+		return err;
+	st->indir = NULL;
+	st->indir_extra = NULL;
+	st->indir_num = 0;
+	st->ndescs = total;
+	vr->free_head = vr->extra[last].next;
+	return 0;
+}
+
+static unsigned int rv_count_sgs(struct scatterlist *sgs[], unsigned int n)
+{
+	struct scatterlist *sg;
+	unsigned int i, total = 0;
+
+	for (i = 0; i < n; i++)
+		for (sg = sgs[i]; sg; sg = sg_next(sg))
+			total++;
+	return total;
+}
+
+static void rv_publish(struct revirt_vring *vr, u16 head)
+{
+	u16 slot = vr->avail_idx_shadow & (vr->vring.num - 1);
+
+	vr->vring.avail->ring[slot] = rv_cpu16(vr, head);
+	/* The device must see the descriptors before the new index. */
+	rv_wmb(vr);
+	vr->avail_idx_shadow++;
+	vr->vring.avail->idx = rv_cpu16(vr, vr->avail_idx_shadow);
+	vr->num_added++;
+	vr->in_flight++;
+}
+
+/**
+ * revirt_vq_add_sgs - offer a buffer made of scatterlists to the device
+ * @vq: the virtqueue
+ * @sgs: @out_sgs device-readable scatterlists, then @in_sgs writable ones
+ * @out_sgs: number of device-readable scatterlists
+ * @in_sgs: number of device-writable scatterlists
+ * @data: token returned by revirt_vq_get_buf(); must not be NULL
+ * @gfp: allocation flags for an indirect table
+ *
+ * Return: 0, -ENOSPC if the ring is full, -ENOMEM if mapping or
+ * allocation failed, -EIO if the queue is broken, -EINVAL on bad input.
+ */
+int revirt_vq_add_sgs(struct revirt_virtqueue *vq, struct scatterlist *sgs[],
+		      unsigned int out_sgs, unsigned int in_sgs,
+		      void *data, gfp_t gfp)
+{
+	struct revirt_vring *vr = to_rvring(vq);
+	unsigned int total;
+	u16 head;
+	int err;
+
+	if (unlikely(vr->broken))
+		return -EIO;
+	total = rv_count_sgs(sgs, out_sgs + in_sgs);
+	/* A chain, indirect or not, may not be longer than the ring. */
+	if (WARN_ON_ONCE(!data || !total || total > vr->vring.num))
+		return -EINVAL;
+	if (!vq->num_free)
+		return -ENOSPC;
+
+	head = vr->free_head;
+	err = -ENOSPC;
+	if (vr->indirect && total > 1)
+		err = rv_add_indirect(vr, sgs, out_sgs, in_sgs, total, head,
+				      gfp);
+	/* Without an indirect table, fall back to the main ring. */
+	if (err && total <= vq->num_free)
+		err = rv_add_direct(vr, sgs, out_sgs, in_sgs, total, head);
+	if (err)
+		return err;
+
+	vr->state[head].data = data;
+	vq->num_free -= vr->state[head].ndescs;
+	rv_publish(vr, head);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(revirt_vq_add_sgs);
+
+/**
+ * revirt_vq_add_outbuf - offer a device-readable buffer
+ * @vq: the virtqueue
+ * @sg: scatterlist of @num entries
+ * @num: entries in @sg
+ * @data: token returned by revirt_vq_get_buf()
+ * @gfp: allocation flags
+ *
+ * Return: as revirt_vq_add_sgs().
+ */
+int revirt_vq_add_outbuf(struct revirt_virtqueue *vq, struct scatterlist *sg,
+			 unsigned int num, void *data, gfp_t gfp)
+{
+	if (WARN_ON_ONCE(!num || sg_nents(sg) < num))
+		return -EINVAL;
+	sg_mark_end(&sg[num - 1]);
+	return revirt_vq_add_sgs(vq, &sg, 1, 0, data, gfp);
+}
+EXPORT_SYMBOL_GPL(revirt_vq_add_outbuf);
+
+/**
+ * revirt_vq_add_inbuf - offer a device-writable buffer
+ * @vq: the virtqueue
+ * @sg: scatterlist of @num entries
+ * @num: entries in @sg
+ * @data: token returned by revirt_vq_get_buf()
+ * @gfp: allocation flags
+ *
+ * Return: as revirt_vq_add_sgs().
+ */
+int revirt_vq_add_inbuf(struct revirt_virtqueue *vq, struct scatterlist *sg,
+			unsigned int num, void *data, gfp_t gfp)
+{
+	if (WARN_ON_ONCE(!num || sg_nents(sg) < num))
+		return -EINVAL;
+	sg_mark_end(&sg[num - 1]);
+	return revirt_vq_add_sgs(vq, &sg, 0, 1, data, gfp);
+}
+EXPORT_SYMBOL_GPL(revirt_vq_add_inbuf);
+
+/**
+ * revirt_vq_kick_prepare - decide whether the device needs a notification
+ * @vq: the virtqueue
+ *
+ * Return: true if revirt_vq_notify() must be called for the buffers added
+ * since the last kick.
+ */
+bool revirt_vq_kick_prepare(struct revirt_virtqueue *vq)
+{
+	struct revirt_vring *vr = to_rvring(vq);
+	u16 new_idx, old_idx;
+
+	/* The new avail index must be visible before we read the device's wish. */
+	rv_mb(vr);
+	new_idx = vr->avail_idx_shadow;
+	old_idx = new_idx - vr->num_added;
+	vr->num_added = 0;
+
+	if (vr->event_idx)
+		return vring_need_event(rv_16(vr, vring_avail_event(&vr->vring)),
+					new_idx, old_idx);
+	return !(vr->vring.used->flags &
+		 rv_cpu16(vr, VRING_USED_F_NO_NOTIFY));
+}
+EXPORT_SYMBOL_GPL(revirt_vq_kick_prepare);
+
+/**
+ * revirt_vq_notify - notify the device of new buffers
+ * @vq: the virtqueue
+ *
+ * Return: false if the device is gone; the queue is then broken.
+ */
+bool revirt_vq_notify(struct revirt_virtqueue *vq)
+{
+	struct revirt_vring *vr = to_rvring(vq);
+
+	if (unlikely(vr->broken))
+		return false;
+	if (!vr->notify(vq)) {
+		WRITE_ONCE(vr->broken, true);
+		return false;
+	}
+	return true;
+}
+EXPORT_SYMBOL_GPL(revirt_vq_notify);
+
+/**
+ * revirt_vq_kick - notify the device if it asked for it
+ * @vq: the virtqueue
+ *
+ * Return: false if the queue is broken.
+ */
+bool revirt_vq_kick(struct revirt_virtqueue *vq)
+{
+	if (revirt_vq_kick_prepare(vq))
+		return revirt_vq_notify(vq);
+	return !to_rvring(vq)->broken;
+}
+EXPORT_SYMBOL_GPL(revirt_vq_kick);
+
+static void rv_detach(struct revirt_vring *vr, u16 head)
+{
+	struct revirt_desc_state *st = &vr->state[head];
+	u16 i = head, n;
+
+	for (n = 0; n < st->ndescs; n++) {
+		rv_unmap(vr, &vr->extra[i]);
+		if (n + 1 < st->ndescs)
+			i = vr->extra[i].next;
+	}
+	vr->extra[i].next = vr->free_head;
+	vr->free_head = head;
+	vr->vq.num_free += st->ndescs;
+
+	if (st->indir) {
+		for (n = 0; n < st->indir_num; n++)
+			rv_unmap(vr, &st->indir_extra[n]);
+		kfree(st->indir);
+	}
+	st->data = NULL;
+	st->indir = NULL;
+	st->indir_extra = NULL;
+	vr->in_flight--;
+}
+
+static bool rv_more_used(const struct revirt_vring *vr)
+{
+	return vr->last_used_idx !=
+	       rv_16(vr, READ_ONCE(vr->vring.used->idx));
+}
+
+/* Check the device's claim about the next used entry; false breaks. */
+static bool rv_used_entry_ok(struct revirt_vring *vr, u16 used_idx, u32 id,
+			     u32 len)
+{
+	u16 pending = used_idx - vr->last_used_idx;
+
+	if (pending > vr->in_flight) {
+		rv_break(vr, "used index moved by %u with %u buffers in flight\n",
+			 pending, vr->in_flight);
+		return false;
+	}
+	if (id >= vr->vring.num) {
+		rv_break(vr, "used id %u out of range (ring size %u)\n",
+			 id, vr->vring.num);
+		return false;
+	}
+	if (!vr->state[id].data) {
+		rv_break(vr, "used id %u not in flight\n", id);
+		return false;
+	}
+	if (len > vr->state[id].in_len) {
+		rv_break(vr, "used length %u beyond the %u writable bytes\n",
+			 len, vr->state[id].in_len);
+		return false;
+	}
+	return true;
+}
+
+/**
+ * revirt_vq_get_buf - take back a buffer the device has used
+ * @vq: the virtqueue
+ * @len: set to the number of bytes the device wrote
+ *
+ * Return: the @data token given when the buffer was added, or NULL if no
+ * buffer is used or the queue is broken.
+ */
+void *revirt_vq_get_buf(struct revirt_virtqueue *vq, unsigned int *len)
+{
+	struct revirt_vring *vr = to_rvring(vq);
+	struct vring_used_elem *elem;
+	u16 used_idx;
+	u32 id, used_len;
+	void *data;
+
+	if (unlikely(vr->broken))
+		return NULL;
+	used_idx = rv_16(vr, READ_ONCE(vr->vring.used->idx));
+	if (used_idx == vr->last_used_idx)
+		return NULL;
+	/* Read the entry only after the index that published it. */
+	rv_rmb(vr);
+
+	elem = &vr->vring.used->ring[vr->last_used_idx & (vr->vring.num - 1)];
+	id = rv_32(vr, READ_ONCE(elem->id));
+	used_len = rv_32(vr, READ_ONCE(elem->len));
+	if (!rv_used_entry_ok(vr, used_idx, id, used_len))
+		return NULL;
+
+	data = vr->state[id].data;
+	rv_detach(vr, id);
+	vr->last_used_idx++;
+	*len = used_len;
+
+	/* With event index, ask for the next interrupt after this entry. */
+	if (vr->event_idx &&
+	    !(vr->avail_flags_shadow & VRING_AVAIL_F_NO_INTERRUPT)) {
+		vring_used_event(&vr->vring) = rv_cpu16(vr, vr->last_used_idx);
+		rv_mb(vr);
+	}
+	return data;
+}
+EXPORT_SYMBOL_GPL(revirt_vq_get_buf);
+
+/**
+ * revirt_vq_disable_cb - ask the device not to interrupt for used buffers
+ * @vq: the virtqueue
+ *
+ * A hint only: callbacks may still run after it.
+ */
+void revirt_vq_disable_cb(struct revirt_virtqueue *vq)
+{
+	struct revirt_vring *vr = to_rvring(vq);
+
+	if (vr->avail_flags_shadow & VRING_AVAIL_F_NO_INTERRUPT)
+		return;
+	vr->avail_flags_shadow |= VRING_AVAIL_F_NO_INTERRUPT;
+	/* With event index the used_event is simply not advanced. */
+	if (!vr->event_idx)
+		vr->vring.avail->flags = rv_cpu16(vr, vr->avail_flags_shadow);
+}
+EXPORT_SYMBOL_GPL(revirt_vq_disable_cb);
+
+/**
+ * revirt_vq_enable_cb - ask for interrupts again, and check for a race
+ * @vq: the virtqueue
+ *
+ * Return: false if buffers were used meanwhile: the caller must process
+ * them (and may disable callbacks again), true otherwise.
+ */
+bool revirt_vq_enable_cb(struct revirt_virtqueue *vq)
+{
+	struct revirt_vring *vr = to_rvring(vq);
+
+	if (vr->avail_flags_shadow & VRING_AVAIL_F_NO_INTERRUPT) {
+		vr->avail_flags_shadow &= ~VRING_AVAIL_F_NO_INTERRUPT;
+		if (!vr->event_idx)
+			vr->vring.avail->flags =
+				rv_cpu16(vr, vr->avail_flags_shadow);
+	}
+	vring_used_event(&vr->vring) = rv_cpu16(vr, vr->last_used_idx);
+	/* Publish the wish before looking at the used index again. */
+	rv_mb(vr);
+	return !rv_more_used(vr);
+}
+EXPORT_SYMBOL_GPL(revirt_vq_enable_cb);
+
+/**
+ * revirt_vq_detach_unused_buf - take back a buffer the device never used
+ * @vq: the virtqueue
+ *
+ * Only valid after the device was reset (or before it was told of the
+ * buffers): the device must not use the ring any more.
+ *
+ * Return: the @data token of one buffer still on the ring, or NULL.
+ */
+void *revirt_vq_detach_unused_buf(struct revirt_virtqueue *vq)
+{
+	struct revirt_vring *vr = to_rvring(vq);
+	unsigned int i;
+	void *data;
+
+	for (i = 0; i < vr->vring.num; i++) {
+		data = vr->state[i].data;
+		if (!data)
+			continue;
+		rv_detach(vr, i);
+		/* Keep the avail ring consistent should the queue be reused. */
+		vr->avail_idx_shadow--;
+		vr->vring.avail->idx = rv_cpu16(vr, vr->avail_idx_shadow);
+		return data;
+	}
+	return NULL;
+}
+EXPORT_SYMBOL_GPL(revirt_vq_detach_unused_buf);
+
+/**
+ * revirt_vq_is_broken - tell whether the queue stopped working
+ * @vq: the virtqueue
+ *
+ * Return: true after a device error or a failed notification.
+ */
+bool revirt_vq_is_broken(const struct revirt_virtqueue *vq)
+{
+	return READ_ONCE(to_rvring(vq)->broken);
+}
+EXPORT_SYMBOL_GPL(revirt_vq_is_broken);
+
+/**
+ * revirt_vq_mark_broken - stop a queue whose device is gone or in error
+ * @vq: the virtqueue
+ *
+ * New buffers fail with -EIO and callbacks stop; the buffers on the ring
+ * are taken back with revirt_vq_detach_unused_buf() after a reset.
+ */
+void revirt_vq_mark_broken(struct revirt_virtqueue *vq)
+{
+	WRITE_ONCE(to_rvring(vq)->broken, true);
+}
+EXPORT_SYMBOL_GPL(revirt_vq_mark_broken);
+
+/**
+ * revirt_vq_get_vring_size - number of descriptors of the ring
+ * @vq: the virtqueue
+ *
+ * Return: the ring size.
+ */
+unsigned int revirt_vq_get_vring_size(const struct revirt_virtqueue *vq)
+{
+	return to_rvring(vq)->vring.num;
+}
+EXPORT_SYMBOL_GPL(revirt_vq_get_vring_size);
+
+/**
+ * revirt_vring_interrupt - run the callback of a queue with used buffers
+ * @irq: interrupt number (unused)
+ * @vq: the virtqueue, as a void pointer for request_irq()
+ *
+ * Return: IRQ_NONE if the queue has nothing used, IRQ_HANDLED otherwise.
+ */
+irqreturn_t revirt_vring_interrupt(int irq, void *vq)
+{
+	struct revirt_vring *vr = to_rvring((struct revirt_virtqueue *)vq);
+
+	if (!rv_more_used(vr))
+		return IRQ_NONE;
+	if (unlikely(READ_ONCE(vr->broken)))
+		return IRQ_HANDLED;
+	if (vr->vq.callback)
+		vr->vq.callback(&vr->vq);
+	return IRQ_HANDLED;
+}
+EXPORT_SYMBOL_GPL(revirt_vring_interrupt);
+
+static int rv_alloc_ring(struct revirt_vring *vr, unsigned int num,
+			 unsigned int align)
+{
+	vr->ring_bytes = PAGE_ALIGN(vring_size(num, align));
+	vr->ring_mem = dma_alloc_coherent(vr->dma_dev, vr->ring_bytes,
+					  &vr->ring_dma, GFP_KERNEL);
+	if (!vr->ring_mem)
+		return -ENOMEM;
+	vring_init(&vr->vring, num, vr->ring_mem, align);
+	return 0;
+}
+
+/**
+ * revirt_vring_create - allocate a split virtqueue for a transport
+ * @cfg: ring layout and device properties
+ * @vdev: device the queue belongs to
+ * @callback: driver callback for used buffers, or NULL
+ * @name: name for messages
+ *
+ * Return: the queue, or an ERR_PTR().
+ */
+struct revirt_virtqueue *
+revirt_vring_create(const struct revirt_vring_config *cfg,
+		    struct revirt_device *vdev,
+		    void (*callback)(struct revirt_virtqueue *vq),
+		    const char *name)
+{
+	struct revirt_vring *vr;
+	unsigned int i;
+	int err = -EINVAL;
+
+	if (!cfg->num || cfg->num > 32768 || !is_power_of_2(cfg->num) ||
+	    !is_power_of_2(cfg->align)) {
+		dev_err(cfg->msg_dev, "revirt: queue %s: invalid size %u\n",
+			name, cfg->num);
+		return ERR_PTR(err);
+	}
+
+	err = -ENOMEM;
+	vr = kzalloc(sizeof(*vr), GFP_KERNEL);
+	if (!vr)
+		return ERR_PTR(err);
+	vr->state = kcalloc(cfg->num, sizeof(*vr->state), GFP_KERNEL);
+	vr->extra = kcalloc(cfg->num, sizeof(*vr->extra), GFP_KERNEL);
+	if (!vr->state || !vr->extra)
+		goto free_arrays;
+
+	vr->dma_dev = cfg->dma_dev;
+	vr->msg_dev = cfg->msg_dev;
+	err = rv_alloc_ring(vr, cfg->num, cfg->align);
+	if (err)
+		goto free_arrays;
+
+	for (i = 0; i < cfg->num; i++)
+		vr->extra[i].next = i + 1;
+	vr->little_endian = cfg->little_endian;
+	vr->event_idx = cfg->event_idx;
+	vr->indirect = cfg->indirect;
+	vr->weak_barriers = cfg->weak_barriers;
+	vr->notify = cfg->notify;
+	vr->vq.callback = callback;
+	vr->vq.name = name;
+	vr->vq.vdev = vdev;
+	vr->vq.index = cfg->index;
+	vr->vq.num_free = cfg->num;
+	INIT_LIST_HEAD(&vr->vq.list);
+
+	/* No interrupts wanted until the driver enables them, if no callback. */
+	if (!callback) {
+		vr->avail_flags_shadow = VRING_AVAIL_F_NO_INTERRUPT;
+		if (!vr->event_idx)
+			vr->vring.avail->flags =
+				rv_cpu16(vr, vr->avail_flags_shadow);
+	}
+	return &vr->vq;
+
+free_arrays:
+	kfree(vr->extra);
+	kfree(vr->state);
+	kfree(vr);
+	return ERR_PTR(err);
+}
+EXPORT_SYMBOL_GPL(revirt_vring_create);
+
+/**
+ * revirt_vring_del - free a virtqueue
+ * @vq: the virtqueue; the device must be reset and every buffer taken back
+ *
+ * Buffers still on the ring are unmapped and dropped with a warning: their
+ * owner forgot to reclaim them.
+ */
+void revirt_vring_del(struct revirt_virtqueue *vq)
+{
+	struct revirt_vring *vr = to_rvring(vq);
+
+	if (vr->in_flight) {
+		dev_warn(vr->msg_dev,
+			 "revirt: queue %s freed with %u buffers not reclaimed\n",
+			 vq->name, vr->in_flight);
+		while (revirt_vq_detach_unused_buf(vq))
+			;
+	}
+	dma_free_coherent(vr->dma_dev, vr->ring_bytes, vr->ring_mem,
+			  vr->ring_dma);
+	kfree(vr->extra);
+	kfree(vr->state);
+	kfree(vr);
+}
+EXPORT_SYMBOL_GPL(revirt_vring_del);
+
+/**
+ * revirt_vring_desc_dma - bus address of the descriptor table
+ * @vq: the virtqueue
+ *
+ * Return: the DMA address to give the device.
+ */
+dma_addr_t revirt_vring_desc_dma(const struct revirt_virtqueue *vq)
+{
+	return to_rvring(vq)->ring_dma;
+}
+EXPORT_SYMBOL_GPL(revirt_vring_desc_dma);
+
+/**
+ * revirt_vring_avail_dma - bus address of the avail ring
+ * @vq: the virtqueue
+ *
+ * Return: the DMA address to give the device.
+ */
+dma_addr_t revirt_vring_avail_dma(const struct revirt_virtqueue *vq)
+{
+	const struct revirt_vring *vr = to_rvring(vq);
+
+	return vr->ring_dma + ((void *)vr->vring.avail - vr->ring_mem);
+}
+EXPORT_SYMBOL_GPL(revirt_vring_avail_dma);
+
+/**
+ * revirt_vring_used_dma - bus address of the used ring
+ * @vq: the virtqueue
+ *
+ * Return: the DMA address to give the device.
+ */
+dma_addr_t revirt_vring_used_dma(const struct revirt_virtqueue *vq)
+{
+	const struct revirt_vring *vr = to_rvring(vq);
+
+	return vr->ring_dma + ((void *)vr->vring.used - vr->ring_mem);
+}
+EXPORT_SYMBOL_GPL(revirt_vring_used_dma);
