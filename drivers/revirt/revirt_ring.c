@@ -94,29 +94,33 @@ static inline u32 rv_32(const struct revirt_vring *vr, __virtio32 val)
 	return __virtio32_to_cpu(vr->little_endian, val);
 }
 
-/* Barriers: SMP ones when the device is a CPU, mandatory ones otherwise. */
+/*
+ * Barriers between ring accesses: SMP ones when the device is another CPU
+ * (a hypervisor), mandatory ones when it may be real hardware.  Callers
+ * say which accesses each one orders.
+ */
 static inline void rv_mb(const struct revirt_vring *vr)
 {
 	if (vr->weak_barriers)
-		virt_mb();
+		virt_mb(); /* see the caller */
 	else
-		mb();
+		mb(); /* see the caller */
 }
 
 static inline void rv_rmb(const struct revirt_vring *vr)
 {
 	if (vr->weak_barriers)
-		virt_rmb();
+		virt_rmb(); /* see the caller */
 	else
-		dma_rmb();
+		dma_rmb(); /* see the caller */
 }
 
 static inline void rv_wmb(const struct revirt_vring *vr)
 {
 	if (vr->weak_barriers)
-		virt_wmb();
+		virt_wmb(); /* see the caller */
 	else
-		dma_wmb();
+		dma_wmb(); /* see the caller */
 }
 
 static __printf(2, 3) void rv_break(struct revirt_vring *vr,
@@ -160,6 +164,7 @@ noinline dma_addr_t revirt_vring_dma_map(struct device *dma_dev,
 		return DMA_MAPPING_ERROR;
 	return addr;
 }
+
 ALLOW_ERROR_INJECTION(revirt_vring_dma_map, ERRNO);
 
 static void rv_unmap(const struct revirt_vring *vr,

@@ -112,11 +112,11 @@ struct revirt_device {
 	u64 features_mask;
 	atomic_t resets;
 	bool broken;
-	spinlock_t config_lock;
+	spinlock_t config_lock;		/* config_enabled, _pending */
 	bool config_enabled;
 	bool config_change_pending;
 	struct work_struct config_work;
-	struct mutex reprobe_lock;
+	struct mutex reprobe_lock;	/* one sysfs reset at a time */
 	void *priv;
 };
 
@@ -212,9 +212,5 @@ static inline u64 revirt64_to_cpu(const struct revirt_device *vdev,
  */
 u64 revirt_cread(struct revirt_device *vdev, unsigned int offset,
 		 unsigned int size);
-
-#define revirt_cread_field(vdev, structname, member)			\
-	revirt_cread(vdev, offsetof(structname, member),		\
-		     sizeof_field(structname, member))
 
 #endif /* _LINUX_REVIRT_H */
