@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# Helpers for the revirt selftest guest scripts (busybox sh).
+# Installed as /usr/share/revirt/lib.sh; the host prepends ". <this>".
+
+RV_MODDIR=/lib/modules/revirt
+RV_BUS=/sys/bus/revirt
+RV_HWRNG=/sys/class/misc/hw_random
+
+rv_loaded() {
+	[ -d "/sys/module/$1" ]
+}
+
+# rv_insmod NAME [PARAM...]: load $RV_MODDIR/NAME.ko unless loaded.
+rv_insmod() {
+	_m=$1
+	shift
+	rv_loaded "$_m" && return 0
+	if [ ! -f "$RV_MODDIR/$_m.ko" ]; then
+		echo "rv_insmod: $RV_MODDIR/$_m.ko missing"
+		return 1
+	fi
+	insmod "$RV_MODDIR/$_m.ko" "$@"
+}
+
+rv_load_all() {
+	rv_insmod revirt && rv_insmod revirt_pci && rv_insmod revirt_rng
+}
+
+rv_unload_all() {
+	for _m in revirt_rng revirt_pci revirt; do
+		if rv_loaded $_m; then
+			rmmod $_m || return 1
+		fi
+	done
+}
+
+rv_attr() {
+	if [ -r "$1" ]; then
+		cat "$1" 2>/dev/null || echo '?'
+	else
+		echo '-'
+	fi
+}
+
+# One line per revirt device:
+# revirtN pci=ADDR device=.. vendor=.. status=.. driver=NAME|- resets=..
+#   features_mask=.. features=..
+rv_info() {
+	[ -d $RV_BUS/devices ] || return 0
+	for _d in $RV_BUS/devices/*; do
+		[ -e "$_d" ] || continue
+		_n=${_d##*/}
+		_p=$(readlink -f "$_d")
+		_p=${_p%/*}
+		_p=${_p##*/}
+		if [ -e "$_d/driver" ]; then
+			_drv=$(readlink -f "$_d/driver")
+			_drv=${_drv##*/}
+		else
+			_drv=-
+		fi
+		echo "$_n pci=$_p device=$(rv_attr $_d/device) vendor=$(rv_attr $_d/vendor)" \
+			"status=$(rv_attr $_d/status) driver=$_drv resets=$(rv_attr $_d/resets)" \
+			"features_mask=$(rv_attr $_d/features_mask) features=$(rv_attr $_d/features)" \
+			"modalias=$(rv_attr $_d/modalias)"
+	done
+}
+
+# rv_name PCIADDR: the revirtN whose parent is that PCI device.
+rv_name() {
+	for _d in $RV_BUS/devices/*; do
+		_p=$(readlink -f "$_d")
+		_p=${_p%/*}
+		if [ "${_p##*/}" = "$1" ]; then
+			echo "${_d##*/}"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# rv_hex FILE COUNT: COUNT bytes of FILE as one hex string.
+rv_read_hex() {
+	timeout 10 head -c "$2" "$1" | od -An -v -tx1 | tr -d ' \n'
+}
+
+# rv_select N: make revirt_rng.N the current hwrng.
+rv_select() {
+	echo "revirt_rng.$1" >$RV_HWRNG/rng_current || return 1
+	_cur=$(cat $RV_HWRNG/rng_current)
+	if [ "$_cur" != "revirt_rng.$1" ]; then
+		echo "rng_current is '$_cur', not revirt_rng.$1"
+		return 1
+	fi
+}
+
+# rv_entropy N: select revirt_rng.N, print "A <hex>" and "B <hex>", two
+# reads of 64 bytes from /dev/hwrng.
+rv_entropy() {
+	rv_select "$1" || return 1
+	echo "A $(rv_read_hex /dev/hwrng 64)"
+	echo "B $(rv_read_hex /dev/hwrng 64)"
+}
+
+# rv_entropy_ok N: like rv_entropy but only checks: 64 bytes each, not all
+# zero, the two reads differ.  Prints the reason and fails otherwise.
+rv_entropy_ok() {
+	rv_select "$1" || return 1
+	_a=$(rv_read_hex /dev/hwrng 64)
+	_b=$(rv_read_hex /dev/hwrng 64)
+	if [ ${#_a} -ne 128 ] || [ ${#_b} -ne 128 ]; then
+		echo "revirt_rng.$1: short read (${#_a}/2, ${#_b}/2 bytes)"
+		return 1
+	fi
+	case $_a in *[1-9a-f]*) ;; *)
+		echo "revirt_rng.$1: all zero"
+		return 1
+		;;
+	esac
+	if [ "$_a" = "$_b" ]; then
+		echo "revirt_rng.$1: two reads returned the same data $_a"
+		return 1
+	fi
+}
+
+# rv_write FILE VALUE: write VALUE and a newline with one write(2) (echo);
+# print "rc=<0|1> <error message>" (busybox: "sh: write error: <strerror>").
+rv_write() {
+	_err=$( (echo "$2" >"$1") 2>&1)
+	_rc=$?
+	echo "rc=$_rc $_err"
+	return $_rc
+}
+
+# rv_kmsg TEXT: put a marker into the kernel log.
+rv_kmsg() {
+	echo "revirt-selftest: $*" >/dev/kmsg
+}
+
+# rv_dmesg_after TEXT: kernel log lines after the last marker TEXT.
+rv_dmesg_after() {
+	dmesg | awk -v m="revirt-selftest: $*" 'index($0, m) { buf = ""; next } { buf = buf $0 "\n" } END { printf "%s", buf }'
+}
