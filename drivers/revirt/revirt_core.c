@@ -390,12 +390,21 @@ static struct bus_type revirt_bus = {
  */
 int revirt_reprobe(struct revirt_device *vdev)
 {
-	int err;
+	bool bound;
+	int err = 0;
 
-	device_release_driver(&vdev->dev);
-	err = revirt_reset_and_ack(vdev);
+	/* Removing a driver resets the device; without one, reset here. */
+	device_lock(&vdev->dev);
+	bound = vdev->dev.driver;
+	if (!bound)
+		err = revirt_reset_and_ack(vdev);
+	device_unlock(&vdev->dev);
+	if (bound)
+		device_release_driver(&vdev->dev);
 	if (err)
 		return err;
+	if (vdev->broken)
+		return -EIO;
 	err = device_attach(&vdev->dev);
 	return err < 0 ? err : 0;
 }
