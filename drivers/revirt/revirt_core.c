@@ -212,18 +212,46 @@ static void revirt_config_work(struct work_struct *work)
 		drv->config_changed(vdev);
 }
 
+/*
+ * DEVICE_NEEDS_RESET: the device gave up (QEMU does so on a malformed
+ * descriptor).  Recover without user action, through the same path as the
+ * reset attribute: the driver is removed (its requests in flight end with
+ * an error and the device is reset), then probed again.
+ */
+static void revirt_recover_work(struct work_struct *work)
+{
+	struct revirt_device *vdev =
+		container_of(work, struct revirt_device, recover_work);
+	int err;
+
+	mutex_lock(&vdev->reprobe_lock);
+	if (vdev->config->get_status(vdev) & VIRTIO_CONFIG_S_NEEDS_RESET) {
+		dev_warn(&vdev->dev, "device needs a reset: resetting it and probing its driver again\n");
+		err = revirt_reprobe(vdev);
+		if (err)
+			dev_err(&vdev->dev, "recovery failed (%d)\n", err);
+	}
+	mutex_unlock(&vdev->reprobe_lock);
+}
+
 /**
  * revirt_config_changed - the transport saw a config-change interrupt
  * @vdev: the device
  *
- * May be called in interrupt context.
+ * A device that raised DEVICE_NEEDS_RESET is recovered by the core; other
+ * changes reach the driver's config_changed.  May be called in interrupt
+ * context.
  */
 void revirt_config_changed(struct revirt_device *vdev)
 {
+	bool needs_reset = vdev->config->get_status(vdev) &
+			   VIRTIO_CONFIG_S_NEEDS_RESET;
 	unsigned long flags;
 
 	spin_lock_irqsave(&vdev->config_lock, flags);
-	if (vdev->config_enabled)
+	if (needs_reset && !vdev->unregistering)
+		schedule_work(&vdev->recover_work);
+	else if (vdev->config_enabled)
 		schedule_work(&vdev->config_work);
 	else
 		vdev->config_change_pending = true;
@@ -461,6 +489,7 @@ int revirt_register_device(struct revirt_device *vdev)
 	spin_lock_init(&vdev->config_lock);
 	INIT_WORK(&vdev->config_work, revirt_config_work);
 	mutex_init(&vdev->reprobe_lock);
+	INIT_WORK(&vdev->recover_work, revirt_recover_work);
 	vdev->features_mask = ~0ULL;
 	atomic_set(&vdev->resets, 0);
 
@@ -487,6 +516,11 @@ void revirt_unregister_device(struct revirt_device *vdev)
 {
 	unsigned int index = vdev->index;
 
+	/* No recovery may start, or still run, once the device goes. */
+	spin_lock_irq(&vdev->config_lock);
+	vdev->unregistering = true;
+	spin_unlock_irq(&vdev->config_lock);
+	cancel_work_sync(&vdev->recover_work);
 	device_unregister(&vdev->dev);
 	ida_free(&revirt_index_ida, index);
 }

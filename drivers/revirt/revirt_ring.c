@@ -60,7 +60,7 @@ struct revirt_vring {
 	u16 avail_idx_shadow;
 	u16 avail_flags_shadow;
 	u16 last_used_idx;
-	u16 num_added;
+	u32 num_added;			/* since the last kick, up to 65536 */
 	u16 in_flight;			/* buffers (heads) on the ring */
 
 	struct revirt_desc_state *state;
@@ -330,7 +330,8 @@ static void rv_publish(struct revirt_vring *vr, u16 head)
 	rv_wmb(vr);
 	vr->avail_idx_shadow++;
 	vr->vring.avail->idx = rv_cpu16(vr, vr->avail_idx_shadow);
-	vr->num_added++;
+	if (vr->num_added <= U16_MAX)
+		vr->num_added++;
 	vr->in_flight++;
 }
 
@@ -382,6 +383,14 @@ int revirt_vq_add_sgs(struct revirt_virtqueue *vq, struct scatterlist *sgs[],
 }
 EXPORT_SYMBOL_GPL(revirt_vq_add_sgs);
 
+/* Entry @num (from 1) of a scatterlist, across chain links; NULL if short. */
+static struct scatterlist *rv_sg_nth(struct scatterlist *sg, unsigned int num)
+{
+	while (sg && --num)
+		sg = sg_next(sg);
+	return sg;
+}
+
 /**
  * revirt_vq_add_outbuf - offer a device-readable buffer
  * @vq: the virtqueue
@@ -395,9 +404,11 @@ EXPORT_SYMBOL_GPL(revirt_vq_add_sgs);
 int revirt_vq_add_outbuf(struct revirt_virtqueue *vq, struct scatterlist *sg,
 			 unsigned int num, void *data, gfp_t gfp)
 {
-	if (WARN_ON_ONCE(!num || sg_nents(sg) < num))
+	struct scatterlist *last = num ? rv_sg_nth(sg, num) : NULL;
+
+	if (WARN_ON_ONCE(!last))
 		return -EINVAL;
-	sg_mark_end(&sg[num - 1]);
+	sg_mark_end(last);
 	return revirt_vq_add_sgs(vq, &sg, 1, 0, data, gfp);
 }
 EXPORT_SYMBOL_GPL(revirt_vq_add_outbuf);
@@ -415,12 +426,38 @@ EXPORT_SYMBOL_GPL(revirt_vq_add_outbuf);
 int revirt_vq_add_inbuf(struct revirt_virtqueue *vq, struct scatterlist *sg,
 			unsigned int num, void *data, gfp_t gfp)
 {
-	if (WARN_ON_ONCE(!num || sg_nents(sg) < num))
+	struct scatterlist *last = num ? rv_sg_nth(sg, num) : NULL;
+
+	if (WARN_ON_ONCE(!last))
 		return -EINVAL;
-	sg_mark_end(&sg[num - 1]);
+	sg_mark_end(last);
 	return revirt_vq_add_sgs(vq, &sg, 0, 1, data, gfp);
 }
 EXPORT_SYMBOL_GPL(revirt_vq_add_inbuf);
+
+/**
+ * revirt_vq_inject_bad_head - test support: publish a head out of range
+ * @vq: the virtqueue
+ *
+ * Makes the avail ring offer descriptor index "ring size", which no device
+ * can use: a device must call the ring malformed (QEMU's devices raise
+ * DEVICE_NEEDS_RESET).  Only for the test knobs of drivers, to show the
+ * recovery against a real device model; the entry is not a buffer of the
+ * ring's and needs no reclaiming after the reset that must follow.
+ */
+void revirt_vq_inject_bad_head(struct revirt_virtqueue *vq)
+{
+	struct revirt_vring *vr = to_rvring(vq);
+	u16 slot = vr->avail_idx_shadow & (vr->vring.num - 1);
+
+	vr->vring.avail->ring[slot] = rv_cpu16(vr, vr->vring.num);
+	/* The entry must be visible before the index that publishes it. */
+	rv_wmb(vr);
+	vr->avail_idx_shadow++;
+	vr->vring.avail->idx = rv_cpu16(vr, vr->avail_idx_shadow);
+	vr->num_added++;
+}
+EXPORT_SYMBOL_GPL(revirt_vq_inject_bad_head);
 
 /**
  * revirt_vq_kick_prepare - decide whether the device needs a notification
@@ -433,15 +470,19 @@ bool revirt_vq_kick_prepare(struct revirt_virtqueue *vq)
 {
 	struct revirt_vring *vr = to_rvring(vq);
 	u16 new_idx, old_idx;
+	u32 added;
 
 	/* The new avail index must be visible before we read the device's wish. */
 	rv_mb(vr);
 	new_idx = vr->avail_idx_shadow;
-	old_idx = new_idx - vr->num_added;
+	added = vr->num_added;
+	old_idx = new_idx - added;
 	vr->num_added = 0;
 
+	/* After 65536 adds every avail_event value has been passed. */
 	if (vr->event_idx)
-		return vring_need_event(rv_16(vr, vring_avail_event(&vr->vring)),
+		return added > U16_MAX ||
+		       vring_need_event(rv_16(vr, vring_avail_event(&vr->vring)),
 					new_idx, old_idx);
 	return !(vr->vring.used->flags &
 		 rv_cpu16(vr, VRING_USED_F_NO_NOTIFY));

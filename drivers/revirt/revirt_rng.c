@@ -25,6 +25,16 @@ static unsigned int fail_probe;
 module_param(fail_probe, uint, 0644);
 MODULE_PARM_DESC(fail_probe, "Test only: fail the next N probes with -EIO");
 
+/*
+ * A request followed by an avail entry out of range is a malformed ring to
+ * QEMU, whose device then raises DEVICE_NEEDS_RESET: how the core's
+ * recovery is shown against a real device model.
+ */
+static unsigned int malformed_requests;
+module_param(malformed_requests, uint, 0644);
+MODULE_PARM_DESC(malformed_requests,
+		 "Test only: follow the next N requests by a malformed avail entry");
+
 struct revirt_rng {
 	struct revirt_device *vdev;
 	struct revirt_virtqueue *vq;
@@ -56,6 +66,15 @@ static void revirt_rng_done(struct revirt_virtqueue *vq)
 	spin_unlock_irqrestore(&vi->lock, flags);
 }
 
+static void revirt_rng_maybe_malform(struct revirt_rng *vi)
+{
+	if (!malformed_requests)
+		return;
+	malformed_requests--;
+	dev_warn(&vi->vdev->dev, "revirt_rng: malforming the avail ring (malformed_requests)\n");
+	revirt_vq_inject_bad_head(vi->vq);
+}
+
 static int revirt_rng_request(struct revirt_rng *vi)
 {
 	struct scatterlist sg;
@@ -71,6 +90,7 @@ static int revirt_rng_request(struct revirt_rng *vi)
 		err = revirt_vq_add_inbuf(vi->vq, &sg, 1, vi, GFP_ATOMIC);
 		if (!err) {
 			vi->busy = true;
+			revirt_rng_maybe_malform(vi);
 			revirt_vq_kick(vi->vq);
 		}
 	}

@@ -99,7 +99,9 @@ struct revirt_config_ops {
  * @config_enabled: config-change callbacks may reach the driver
  * @config_change_pending: a change arrived while callbacks were disabled
  * @config_work: runs the driver's config_changed in process context
- * @reprobe_lock: serialises resets and renegotiations asked from sysfs
+ * @reprobe_lock: serialises resets and renegotiations (sysfs, recovery)
+ * @recover_work: recovers a device that raised DEVICE_NEEDS_RESET
+ * @unregistering: set under @config_lock; no recovery is scheduled after it
  * @priv: driver private data
  */
 struct revirt_device {
@@ -116,7 +118,9 @@ struct revirt_device {
 	bool config_enabled;
 	bool config_change_pending;
 	struct work_struct config_work;
-	struct mutex reprobe_lock;	/* one sysfs reset at a time */
+	struct mutex reprobe_lock;	/* one reprobe at a time */
+	struct work_struct recover_work;
+	bool unregistering;
 	void *priv;
 };
 

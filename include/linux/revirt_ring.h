@@ -87,6 +87,7 @@ void *revirt_vq_detach_unused_buf(struct revirt_virtqueue *vq);
 bool revirt_vq_is_broken(const struct revirt_virtqueue *vq);
 void revirt_vq_mark_broken(struct revirt_virtqueue *vq);
 unsigned int revirt_vq_get_vring_size(const struct revirt_virtqueue *vq);
+void revirt_vq_inject_bad_head(struct revirt_virtqueue *vq);
 
 /* Transport interface. */
 struct revirt_virtqueue *
