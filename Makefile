@@ -12,7 +12,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 REVIRT_CONFIG := CONFIG_REVIRT=m CONFIG_REVIRT_PCI=m CONFIG_REVIRT_MMIO=m CONFIG_REVIRT_RNG=m
 MODDIR := $(CURDIR)/drivers/revirt
 
-.PHONY: all modules deps check check-vm check-ring run clean
+.PHONY: all modules deps check check-ring run clean
 
 all: modules
 
@@ -24,6 +24,9 @@ modules:
 
 check: deps
 	scripts/check "$(KVER)"
+
+check-ring:
+	$(MAKE) -C tools/revirt-ring check
 
 run: deps modules
 	scripts/revirt-run "$(KVER)" $(MODDIR)

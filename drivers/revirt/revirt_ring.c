@@ -255,7 +255,7 @@ static int rv_add_indirect(struct revirt_vring *vr, struct scatterlist *sgs[],
 	/* Device-visible table and private bookkeeping in one allocation. */
 	indir = kmalloc_array(total, sizeof(*indir) + sizeof(*iextra), gfp);
 	if (!indir)
-		return -ENOMEM;
+		return -EAGAIN;		/* the caller falls back to direct */
 	iextra = (struct revirt_desc_extra *)&indir[total];
 	for (i = 0; i < total; i++)
 		iextra[i].next = i + 1;
@@ -370,9 +370,17 @@ int revirt_vq_add_sgs(struct revirt_virtqueue *vq, struct scatterlist *sgs[],
 	if (vr->indirect && total > 1)
 		err = rv_add_indirect(vr, sgs, out_sgs, in_sgs, total, head,
 				      gfp);
-	/* Without an indirect table, fall back to the main ring. */
-	if (err && total <= vq->num_free)
-		err = rv_add_direct(vr, sgs, out_sgs, in_sgs, total, head);
+	/*
+	 * Without an indirect table (not negotiated, one entry, or no memory
+	 * for it), fall back to the main ring; a mapping failure is final.
+	 */
+	if (err == -ENOSPC || err == -EAGAIN) {
+		if (total <= vq->num_free)
+			err = rv_add_direct(vr, sgs, out_sgs, in_sgs, total,
+					    head);
+		else if (err == -EAGAIN)
+			err = -ENOMEM;
+	}
 	if (err)
 		return err;
 
@@ -399,6 +407,8 @@ static struct scatterlist *rv_sg_nth(struct scatterlist *sg, unsigned int num)
  * @data: token returned by revirt_vq_get_buf()
  * @gfp: allocation flags
  *
+ * The @num-th entry of @sg is marked as the end of the list.
+ *
  * Return: as revirt_vq_add_sgs().
  */
 int revirt_vq_add_outbuf(struct revirt_virtqueue *vq, struct scatterlist *sg,
@@ -420,6 +430,8 @@ EXPORT_SYMBOL_GPL(revirt_vq_add_outbuf);
  * @num: entries in @sg
  * @data: token returned by revirt_vq_get_buf()
  * @gfp: allocation flags
+ *
+ * The @num-th entry of @sg is marked as the end of the list.
  *
  * Return: as revirt_vq_add_sgs().
  */
@@ -674,8 +686,8 @@ EXPORT_SYMBOL_GPL(revirt_vq_enable_cb);
  * revirt_vq_detach_unused_buf - take back a buffer the device never used
  * @vq: the virtqueue
  *
- * Only valid after the device was reset (or before it was told of the
- * buffers): the device must not use the ring any more.
+ * Only valid after the device was reset: the device must not use the
+ * ring any more.  Detach every buffer before the queue is reused or freed.
  *
  * Return: the @data token of one buffer still on the ring, or NULL.
  */
@@ -790,8 +802,8 @@ revirt_vring_create(const struct revirt_vring_config *cfg,
 
 	if (!cfg->num || cfg->num > 32768 || !is_power_of_2(cfg->num) ||
 	    !is_power_of_2(cfg->align)) {
-		dev_err(cfg->msg_dev, "revirt: queue %s: invalid size %u\n",
-			name, cfg->num);
+		dev_err(cfg->msg_dev, "revirt: queue %s: invalid size %u or alignment %u\n",
+			name, cfg->num, cfg->align);
 		return ERR_PTR(err);
 	}
 

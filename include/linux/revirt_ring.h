@@ -19,6 +19,7 @@
 #include <linux/dma-direction.h>
 
 struct device;
+struct page;
 struct scatterlist;
 struct revirt_device;
 struct revirt_virtqueue;
