@@ -1,0 +1,492 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Userspace implementation of the kernel shims used by revirt_ring.c.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/dma-mapping.h>
+#include <linux/slab.h>
+#include "shim.h"
+
+struct shim_stats shim;
+
+/* ---- messages ---------------------------------------------------------- */
+
+static bool shim_is_quiet;
+
+void shim_quiet(bool quiet)
+{
+	shim_is_quiet = quiet;
+}
+
+struct outbuf {
+	char *p;
+	size_t left;
+};
+
+static void out_put(struct outbuf *o, const char *s, size_t n)
+{
+	size_t k = n < o->left ? n : o->left;
+
+	memcpy(o->p, s, k);
+	o->p += k;
+	o->left -= k;
+	*o->p = '\0';
+}
+
+/*
+ * A small printf: the conversions the ring uses, plus the kernel's %pV
+ * (a struct va_format printed recursively).  Each other conversion is
+ * handed to snprintf() with its argument fetched with the right type.
+ */
+static void shim_vformat(struct outbuf *o, const char *fmt, va_list *ap)
+{
+	char spec[32], tmp[128];
+
+	while (*fmt) {
+		const char *start = fmt;
+		size_t sl;
+		int lng = 0;
+		bool sz = false;
+
+		if (*fmt != '%') {
+			const char *pct = strchr(fmt, '%');
+			size_t n = pct ? (size_t)(pct - fmt) : strlen(fmt);
+
+			out_put(o, fmt, n);
+			fmt += n;
+			continue;
+		}
+		fmt++;
+		if (*fmt == '%') {
+			out_put(o, "%", 1);
+			fmt++;
+			continue;
+		}
+		while (*fmt && strchr("-+ #0", *fmt))
+			fmt++;
+		while (*fmt && ((*fmt >= '0' && *fmt <= '9') || *fmt == '.'))
+			fmt++;
+		for (;; fmt++) {
+			if (*fmt == 'l')
+				lng++;
+			else if (*fmt == 'z')
+				sz = true;
+			else if (*fmt != 'h')
+				break;
+		}
+		if (!*fmt)
+			break;
+		sl = (size_t)(fmt - start) + 1;
+		if (sl >= sizeof(spec))
+			sl = sizeof(spec) - 1;
+		memcpy(spec, start, sl);
+		spec[sl] = '\0';
+		switch (*fmt) {
+		case 'd':
+		case 'i':
+			if (sz)
+				snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, ssize_t));
+			else if (lng >= 2)
+				snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, long long));
+			else if (lng)
+				snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, long));
+			else
+				snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, int));
+			break;
+		case 'u':
+		case 'x':
+		case 'X':
+		case 'o':
+			if (sz)
+				snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, size_t));
+			else if (lng >= 2)
+				snprintf(tmp, sizeof(tmp), spec,
+					 va_arg(*ap, unsigned long long));
+			else if (lng)
+				snprintf(tmp, sizeof(tmp), spec,
+					 va_arg(*ap, unsigned long));
+			else
+				snprintf(tmp, sizeof(tmp), spec,
+					 va_arg(*ap, unsigned int));
+			break;
+		case 'c':
+			snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, int));
+			break;
+		case 's': {
+			const char *s = va_arg(*ap, const char *);
+
+			out_put(o, s ? s : "(null)", strlen(s ? s : "(null)"));
+			fmt++;
+			continue;
+		}
+		case 'p':
+			if (fmt[1] == 'V') {
+				struct va_format *vaf;
+				va_list copy;
+
+				vaf = va_arg(*ap, struct va_format *);
+				va_copy(copy, *vaf->va);
+				shim_vformat(o, vaf->fmt, &copy);
+				va_end(copy);
+				fmt += 2;
+				continue;
+			}
+			snprintf(tmp, sizeof(tmp), "%p", va_arg(*ap, void *));
+			break;
+		default:
+			snprintf(tmp, sizeof(tmp), "<bad conversion %s>", spec);
+			break;
+		}
+		out_put(o, tmp, strlen(tmp));
+		fmt++;
+	}
+}
+
+void shim_dev_printk(int level, const struct device *dev, const char *fmt, ...)
+{
+	char line[SHIM_MSG_MAX];
+	struct outbuf o = { line, sizeof(line) - 1 };
+	va_list ap;
+	size_t n;
+
+	line[0] = '\0';
+	va_start(ap, fmt);
+	shim_vformat(&o, fmt, &ap);
+	va_end(ap);
+	n = strlen(line);
+	if (n && line[n - 1] == '\n')
+		line[n - 1] = '\0';
+
+	if (level <= SHIM_LOGLEVEL_ERR)
+		shim.dev_err++;
+	else
+		shim.dev_warn++;
+	snprintf(shim.last_msg, sizeof(shim.last_msg), "%s", line);
+	if (!shim_is_quiet)
+		fprintf(stderr, "# %s %s: %s\n",
+			level <= SHIM_LOGLEVEL_ERR ? "err" : "warn",
+			dev && dev->name ? dev->name : "(NULL device *)", line);
+}
+
+void shim_warn(bool *warned, const char *file, int line, const char *cond)
+{
+	shim.warn_on++;
+	if (*warned)
+		return;
+	*warned = true;
+	fprintf(stderr, "# WARNING: %s:%d: WARN_ON_ONCE(%s)\n", file, line, cond);
+}
+
+/* ---- fault injection --------------------------------------------------- */
+
+struct fault {
+	unsigned long countdown;	/* fail when it reaches 1 */
+	bool sticky;			/* and keep failing */
+	bool failing;
+};
+
+static struct fault map_fault, alloc_fault;
+
+static void fault_set(struct fault *f, unsigned long nth, bool sticky)
+{
+	f->countdown = nth;
+	f->sticky = sticky;
+	f->failing = false;
+}
+
+static bool fault_hit(struct fault *f)
+{
+	if (f->failing)
+		return true;
+	if (!f->countdown)
+		return false;
+	if (--f->countdown)
+		return false;
+	f->failing = f->sticky;
+	return true;
+}
+
+void shim_fail_map_nth(unsigned long nth)
+{
+	fault_set(&map_fault, nth, false);
+}
+
+void shim_fail_map_from(unsigned long nth)
+{
+	fault_set(&map_fault, nth, true);
+}
+
+void shim_fail_alloc_nth(unsigned long nth)
+{
+	fault_set(&alloc_fault, nth, false);
+}
+
+void shim_fail_alloc_from(unsigned long nth)
+{
+	fault_set(&alloc_fault, nth, true);
+}
+
+/* ---- the mapping table ------------------------------------------------- */
+
+struct mapping {
+	struct mapping *next;
+	dma_addr_t addr;
+	size_t len;
+	enum dma_data_direction dir;
+	bool coherent;
+};
+
+#define MAP_BUCKETS 4096
+static struct mapping *map_table[MAP_BUCKETS];
+static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct mapping **map_bucket(dma_addr_t addr)
+{
+	return &map_table[(addr >> 4 ^ addr >> 16) & (MAP_BUCKETS - 1)];
+}
+
+static const char *dir_name(enum dma_data_direction dir)
+{
+	switch (dir) {
+	case DMA_BIDIRECTIONAL:
+		return "bidirectional";
+	case DMA_TO_DEVICE:
+		return "to-device";
+	case DMA_FROM_DEVICE:
+		return "from-device";
+	default:
+		return "none";
+	}
+}
+
+static void dma_error(const char *fmt, ...) __printf(1, 2);
+static void dma_error(const char *fmt, ...)
+{
+	char msg[SHIM_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!shim.dma_errors++)
+		snprintf(shim.dma_error, sizeof(shim.dma_error), "%s", msg);
+	fprintf(stderr, "# DMA API misuse: %s\n", msg);
+}
+
+static void map_insert(dma_addr_t addr, size_t len,
+		       enum dma_data_direction dir, bool coherent)
+{
+	struct mapping *m = malloc(sizeof(*m));
+	struct mapping **b;
+
+	if (!m) {
+		fprintf(stderr, "# out of memory in the shim\n");
+		abort();
+	}
+	m->addr = addr;
+	m->len = len;
+	m->dir = dir;
+	m->coherent = coherent;
+	pthread_mutex_lock(&map_lock);
+	b = map_bucket(addr);
+	m->next = *b;
+	*b = m;
+	if (coherent)
+		shim.coherent_live++;
+	else
+		shim.maps_live++;
+	pthread_mutex_unlock(&map_lock);
+}
+
+/* Remove the mapping at @addr that matches exactly; report a mismatch. */
+static void map_remove(dma_addr_t addr, size_t len,
+		       enum dma_data_direction dir, bool coherent)
+{
+	struct mapping **pp, *m, *same_addr = NULL;
+
+	pthread_mutex_lock(&map_lock);
+	for (pp = map_bucket(addr); (m = *pp); pp = &m->next) {
+		if (m->addr != addr || m->coherent != coherent)
+			continue;
+		if (m->len == len && m->dir == dir) {
+			*pp = m->next;
+			if (coherent)
+				shim.coherent_live--;
+			else
+				shim.maps_live--;
+			pthread_mutex_unlock(&map_lock);
+			free(m);
+			return;
+		}
+		same_addr = m;
+	}
+	pthread_mutex_unlock(&map_lock);
+	if (same_addr)
+		dma_error("%s of %#llx with length %zu %s, mapped with length %zu %s",
+			  coherent ? "free" : "unmap", (unsigned long long)addr,
+			  len, dir_name(dir), same_addr->len,
+			  dir_name(same_addr->dir));
+	else
+		dma_error("%s of %#llx (length %zu %s) that is not mapped",
+			  coherent ? "free" : "unmap", (unsigned long long)addr,
+			  len, dir_name(dir));
+}
+
+bool shim_dma_mapped(dma_addr_t addr, size_t len, enum dma_data_direction dir)
+{
+	struct mapping *m;
+	bool ok = false;
+
+	pthread_mutex_lock(&map_lock);
+	for (m = *map_bucket(addr); m; m = m->next) {
+		if (m->coherent || m->addr != addr || len > m->len)
+			continue;
+		if (m->dir == DMA_BIDIRECTIONAL || m->dir == dir) {
+			ok = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&map_lock);
+	return ok;
+}
+
+dma_addr_t dma_map_page(struct device *dev, struct page *page,
+			unsigned long offset, size_t size,
+			enum dma_data_direction dir)
+{
+	dma_addr_t addr = (dma_addr_t)(uintptr_t)page + offset;
+
+	(void)dev;
+	shim.map_calls++;
+	if (dir == DMA_NONE || !page) {
+		dma_error("map of %p+%lu with direction %s", (void *)page,
+			  offset, dir_name(dir));
+		return DMA_MAPPING_ERROR;
+	}
+	if (fault_hit(&map_fault))
+		return DMA_MAPPING_ERROR;
+	map_insert(addr, size, dir, false);
+	return addr;
+}
+
+void dma_unmap_page(struct device *dev, dma_addr_t addr, size_t size,
+		    enum dma_data_direction dir)
+{
+	(void)dev;
+	map_remove(addr, size, dir, false);
+}
+
+void *dma_alloc_coherent(struct device *dev, size_t size,
+			 dma_addr_t *dma_handle, gfp_t gfp)
+{
+	void *p;
+
+	(void)dev;
+	(void)gfp;
+	shim.alloc_calls++;
+	if (fault_hit(&alloc_fault))
+		return NULL;
+	p = aligned_alloc(PAGE_SIZE, PAGE_ALIGN(size));
+	if (!p)
+		return NULL;
+	/* The kernel's coherent memory comes zeroed. */
+	memset(p, 0, PAGE_ALIGN(size));
+	*dma_handle = (dma_addr_t)(uintptr_t)p;
+	map_insert(*dma_handle, size, DMA_BIDIRECTIONAL, true);
+	return p;
+}
+
+void dma_free_coherent(struct device *dev, size_t size, void *cpu_addr,
+		       dma_addr_t dma_handle)
+{
+	(void)dev;
+	if ((dma_addr_t)(uintptr_t)cpu_addr != dma_handle) {
+		dma_error("coherent free of %p with handle %#llx", cpu_addr,
+			  (unsigned long long)dma_handle);
+		return;
+	}
+	map_remove(dma_handle, size, DMA_BIDIRECTIONAL, true);
+	free(cpu_addr);
+}
+
+/* ---- kmalloc ----------------------------------------------------------- */
+
+void *kmalloc(size_t size, gfp_t gfp)
+{
+	void *p;
+
+	(void)gfp;
+	shim.alloc_calls++;
+	if (fault_hit(&alloc_fault))
+		return NULL;
+	p = malloc(size ? size : 1);
+	if (p)
+		__atomic_add_fetch(&shim.kmalloc_live, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+void *kzalloc(size_t size, gfp_t gfp)
+{
+	void *p = kmalloc(size, gfp);
+
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+void *kmalloc_array(size_t n, size_t size, gfp_t gfp)
+{
+	if (size && n > SIZE_MAX / size)
+		return NULL;
+	return kmalloc(n * size, gfp);
+}
+
+void *kcalloc(size_t n, size_t size, gfp_t gfp)
+{
+	if (size && n > SIZE_MAX / size)
+		return NULL;
+	return kzalloc(n * size, gfp);
+}
+
+void kfree(const void *p)
+{
+	if (!p)
+		return;
+	__atomic_sub_fetch(&shim.kmalloc_live, 1, __ATOMIC_RELAXED);
+	free((void *)p);
+}
+
+/* ---- test control ------------------------------------------------------ */
+
+void shim_reset(void)
+{
+	fault_set(&map_fault, 0, false);
+	fault_set(&alloc_fault, 0, false);
+	shim.dev_err = 0;
+	shim.dev_warn = 0;
+	shim.warn_on = 0;
+	shim.map_calls = 0;
+	shim.alloc_calls = 0;
+	shim.dma_errors = 0;
+	shim.last_msg[0] = '\0';
+	shim.dma_error[0] = '\0';
+}
+
+bool shim_clean(char *why, size_t len)
+{
+	if (shim.dma_errors) {
+		snprintf(why, len, "%lu DMA API errors, first: %s",
+			 shim.dma_errors, shim.dma_error);
+		return false;
+	}
+	if (shim.maps_live || shim.coherent_live || shim.kmalloc_live) {
+		snprintf(why, len,
+			 "leak: %ld mappings, %ld coherent buffers, %ld kmalloc blocks",
+			 shim.maps_live, shim.coherent_live, shim.kmalloc_live);
+		return false;
+	}
+	return true;
+}
