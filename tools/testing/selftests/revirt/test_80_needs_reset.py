@@ -50,8 +50,10 @@ def run(ktap, env):
 
     m0 = rig.mark()
     rc, out = rig.sh(
-        "echo 1 > /sys/module/revirt_rng/parameters/malformed_requests\n"
+        # Select first: the hwrng core reads from the current rng as soon
+        # as it is selected, and the knob affects the next request.
         "rv_select %d || exit 1\n"
+        "echo 1 > /sys/module/revirt_rng/parameters/malformed_requests\n"
         "timeout 10 head -c 64 /dev/hwrng >/dev/null 2>&1\n"
         "echo read_rc=$?\n"
         # recovery runs from a work item: give it a bounded moment
