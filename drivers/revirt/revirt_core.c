@@ -113,6 +113,45 @@ int revirt_find_vqs(struct revirt_device *vdev, unsigned int nvqs,
 EXPORT_SYMBOL_GPL(revirt_find_vqs);
 
 /**
+ * revirt_create_vq - make a virtqueue laid out for the negotiated features
+ * @vdev: the device, its features negotiated
+ * @index: queue number on the device
+ * @num: ring size
+ * @align: alignment of the used ring
+ * @dma_dev: device the ring and buffers are mapped for
+ * @notify: the transport's kick
+ * @info: the driver's name and callback for the queue
+ *
+ * For transports: byte order, indirect descriptors and event index follow
+ * the features the core negotiated.
+ *
+ * Return: the queue, or an ERR_PTR().
+ */
+struct revirt_virtqueue *
+revirt_create_vq(struct revirt_device *vdev, unsigned int index,
+		 unsigned int num, unsigned int align, struct device *dma_dev,
+		 bool (*notify)(struct revirt_virtqueue *vq),
+		 const struct revirt_vq_info *info)
+{
+	const struct revirt_vring_config cfg = {
+		.index = index,
+		.num = num,
+		.align = align,
+		.little_endian = revirt_is_little_endian(vdev),
+		.event_idx = revirt_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX),
+		.indirect = revirt_has_feature(vdev,
+					       VIRTIO_RING_F_INDIRECT_DESC),
+		.weak_barriers = true,
+		.dma_dev = dma_dev,
+		.msg_dev = &vdev->dev,
+		.notify = notify,
+	};
+
+	return revirt_vring_create(&cfg, vdev, info->callback, info->name);
+}
+EXPORT_SYMBOL_GPL(revirt_create_vq);
+
+/**
  * revirt_del_vqs - delete every virtqueue of the device
  * @vdev: the device, reset, with every buffer taken back
  */

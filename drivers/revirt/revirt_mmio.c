@@ -277,25 +277,15 @@ rvm_setup_vq(struct revirt_mmio_device *rvm, unsigned int index,
 	     const struct revirt_vq_info *info)
 {
 	struct revirt_device *vdev = &rvm->vdev;
-	struct revirt_vring_config cfg = {
-		.index = index,
-		.align = rvm->version == 1 ? PAGE_SIZE : SMP_CACHE_BYTES,
-		.little_endian = revirt_is_little_endian(vdev),
-		.event_idx = revirt_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX),
-		.indirect = revirt_has_feature(vdev,
-					       VIRTIO_RING_F_INDIRECT_DESC),
-		.weak_barriers = true,
-		.dma_dev = &rvm->pdev->dev,
-		.msg_dev = &vdev->dev,
-		.notify = rvm_notify,
-	};
+	unsigned int num = rvm_queue_size(rvm, index);
 	struct revirt_virtqueue *vq;
 	int err;
 
-	cfg.num = rvm_queue_size(rvm, index);
-	if (!cfg.num)
+	if (!num)
 		return ERR_PTR(-ENOENT);
-	vq = revirt_vring_create(&cfg, vdev, info->callback, info->name);
+	vq = revirt_create_vq(vdev, index, num,
+			      rvm->version == 1 ? PAGE_SIZE : SMP_CACHE_BYTES,
+			      &rvm->pdev->dev, rvm_notify, info);
 	if (IS_ERR(vq))
 		return vq;
 	err = rvm_activate_vq(rvm, vq);

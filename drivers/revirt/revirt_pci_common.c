@@ -208,25 +208,14 @@ static int revirt_pci_setup_vq(struct revirt_pci_device *rvp,
 {
 	struct revirt_device *vdev = &rvp->vdev;
 	struct revirt_pci_vq *pvq = &rvp->vqs[index];
-	struct revirt_vring_config cfg = {
-		.index = index,
-		.align = rvp->layout->vring_align,
-		.little_endian = revirt_is_little_endian(vdev),
-		.event_idx = revirt_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX),
-		.indirect = revirt_has_feature(vdev,
-					       VIRTIO_RING_F_INDIRECT_DESC),
-		.weak_barriers = true,
-		.dma_dev = &rvp->pdev->dev,
-		.msg_dev = &vdev->dev,
-		.notify = revirt_pci_notify,
-	};
+	unsigned int num = rvp->layout->queue_size(rvp, index);
 	struct revirt_virtqueue *vq;
 	int err;
 
-	cfg.num = rvp->layout->queue_size(rvp, index);
-	if (!cfg.num)
+	if (!num)
 		return -ENOENT;
-	vq = revirt_vring_create(&cfg, vdev, info->callback, info->name);
+	vq = revirt_create_vq(vdev, index, num, rvp->layout->vring_align,
+			      &rvp->pdev->dev, revirt_pci_notify, info);
 	if (IS_ERR(vq))
 		return PTR_ERR(vq);
 	vq->priv = pvq;

@@ -177,6 +177,11 @@ int revirt_find_vqs(struct revirt_device *vdev, unsigned int nvqs,
 		    struct revirt_virtqueue *vqs[],
 		    const struct revirt_vq_info info[]);
 void revirt_del_vqs(struct revirt_device *vdev);
+struct revirt_virtqueue *
+revirt_create_vq(struct revirt_device *vdev, unsigned int index,
+		 unsigned int num, unsigned int align, struct device *dma_dev,
+		 bool (*notify)(struct revirt_virtqueue *vq),
+		 const struct revirt_vq_info *info);
 
 static inline bool revirt_has_feature(const struct revirt_device *vdev,
 				      unsigned int fbit)
