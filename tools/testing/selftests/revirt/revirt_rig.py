@@ -253,6 +253,13 @@ class Env:
         """Modules a test needs that the initramfs does not carry."""
         return [n for n in names if n not in self.initrd_modules]
 
+    def skip_unbuilt(self, ktap, what, names=MODULES):
+        """Report a SKIP for `what` and return True if modules are missing."""
+        missing = self.missing(names)
+        if missing:
+            ktap.skip(what, "module(s) not built: %s" % " ".join(missing))
+        return bool(missing)
+
     def rig(self, fresh=False):
         """The shared VM; booted again if it died or lost its console."""
         if self._rig is not None and (fresh or not self._rig.alive()):

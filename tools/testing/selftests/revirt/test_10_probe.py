@@ -21,10 +21,7 @@ def hx(vals):
 
 
 def run(ktap, env):
-    missing = env.missing()
-    if missing:
-        ktap.skip("probe: three rng devices probe and give entropy",
-                  "module(s) not built: %s" % " ".join(missing))
+    if env.skip_unbuilt(ktap, "probe: three rng devices probe and give entropy"):
         return
     rig = env.rig()
     vm = rig.vm

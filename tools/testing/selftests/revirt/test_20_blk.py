@@ -17,10 +17,7 @@ def hx(vals):
 
 
 def run(ktap, env):
-    missing = env.missing(["revirt", "revirt_pci"])
-    if missing:
-        ktap.skip("blk: unhandled device is reset and left alone",
-                  "module(s) not built: %s" % " ".join(missing))
+    if env.skip_unbuilt(ktap, "blk: unhandled device is reset and left alone", ["revirt", "revirt_pci"]):
         return
     rig = env.rig()
     ok = ktap.ok

@@ -28,10 +28,7 @@ def bits(feats, *nums):
 
 
 def run(ktap, env):
-    missing = env.missing()
-    if missing:
-        ktap.skip("renegotiate: features_mask and reset",
-                  "module(s) not built: %s" % " ".join(missing))
+    if env.skip_unbuilt(ktap, "renegotiate: features_mask and reset"):
         return
     rig = env.rig()
     ok = ktap.ok

@@ -20,10 +20,7 @@ def snapshot(d):
 
 
 def run(ktap, env):
-    missing = env.missing()
-    if missing:
-        ktap.skip("badinput: malformed writes, rmmod refusal, failing probe",
-                  "module(s) not built: %s" % " ".join(missing))
+    if env.skip_unbuilt(ktap, "badinput: malformed writes, rmmod refusal, failing probe"):
         return
     rig = env.rig()
     ok = ktap.ok

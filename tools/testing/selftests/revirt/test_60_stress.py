@@ -30,10 +30,7 @@ def entropy_all_script():
 
 
 def run(ktap, env):
-    missing = env.missing()
-    if missing:
-        ktap.skip("stress: bind/unbind and module reload cycles",
-                  "module(s) not built: %s" % " ".join(missing))
+    if env.skip_unbuilt(ktap, "stress: bind/unbind and module reload cycles"):
         return
     rig = env.rig()
     ok = ktap.ok

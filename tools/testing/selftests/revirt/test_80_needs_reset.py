@@ -31,10 +31,7 @@ def qemu_stderr(vm):
 
 
 def run(ktap, env):
-    missing = env.missing()
-    if missing:
-        ktap.skip("needs-reset: recovery from a malformed descriptor",
-                  "module(s) not built: %s" % " ".join(missing))
+    if env.skip_unbuilt(ktap, "needs-reset: recovery from a malformed descriptor"):
         return
     rig = env.rig()
     ok = ktap.ok
