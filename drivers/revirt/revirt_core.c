@@ -550,6 +550,9 @@ EXPORT_SYMBOL_GPL(revirt_register_device);
 /**
  * revirt_unregister_device - remove a device from the bus
  * @vdev: the device; its driver is removed first (which resets it)
+ *
+ * The device is reset once more at the end, so that the next owner of the
+ * function (another driver, a reloaded transport) finds it quiet.
  */
 void revirt_unregister_device(struct revirt_device *vdev)
 {
@@ -560,7 +563,12 @@ void revirt_unregister_device(struct revirt_device *vdev)
 	vdev->unregistering = true;
 	spin_unlock_irq(&vdev->config_lock);
 	cancel_work_sync(&vdev->recover_work);
+
+	/* Keep the structure, which the transport owns, for the last reset. */
+	get_device(&vdev->dev);
 	device_unregister(&vdev->dev);
+	vdev->config->reset(vdev);
+	put_device(&vdev->dev);
 	ida_free(&revirt_index_ida, index);
 }
 EXPORT_SYMBOL_GPL(revirt_unregister_device);

@@ -457,22 +457,9 @@ static int rvm_probe(struct platform_device *pdev)
 static int rvm_remove(struct platform_device *pdev)
 {
 	struct revirt_mmio_device *rvm = platform_get_drvdata(pdev);
-	struct revirt_device *vdev = &rvm->vdev;
 
-	get_device(&vdev->dev);
-	revirt_unregister_device(vdev);
-	/* Hand the device to its next owner reset. */
-	rvm_reset(vdev);
-	put_device(&vdev->dev);
+	revirt_unregister_device(&rvm->vdev);
 	return 0;
-}
-
-static void rvm_shutdown(struct platform_device *pdev)
-{
-	struct revirt_mmio_device *rvm = platform_get_drvdata(pdev);
-
-	if (rvm)
-		rvm_reset(&rvm->vdev);
 }
 
 static const struct of_device_id rvm_of_ids[] = {
@@ -488,7 +475,6 @@ static const struct acpi_device_id rvm_acpi_ids[] = {
 static struct platform_driver rvm_driver = {
 	.probe = rvm_probe,
 	.remove = rvm_remove,
-	.shutdown = rvm_shutdown,
 	.driver = {
 		.name = "revirt-mmio",
 		.of_match_table = rvm_of_ids,

@@ -412,20 +412,13 @@ static int revirt_pci_probe(struct pci_dev *pdev,
 static void revirt_pci_remove(struct pci_dev *pdev)
 {
 	struct revirt_pci_device *rvp = pci_get_drvdata(pdev);
-	struct revirt_device *vdev = &rvp->vdev;
 
-	get_device(&vdev->dev);
-	revirt_unregister_device(vdev);
-	/* Hand the function to its next owner reset. */
-	vdev->config->reset(vdev);
-	put_device(&vdev->dev);
+	revirt_unregister_device(&rvp->vdev);
 }
 
+/* The revirt bus has reset the device already (its children go first). */
 static void revirt_pci_shutdown(struct pci_dev *pdev)
 {
-	struct revirt_pci_device *rvp = pci_get_drvdata(pdev);
-
-	rvp->vdev.config->reset(&rvp->vdev);
 	pci_clear_master(pdev);
 }
 
