@@ -353,11 +353,6 @@ del_vqs:
 	return err;
 }
 
-static const char *rvm_bus_name(struct revirt_device *vdev)
-{
-	return dev_name(&to_rvm(vdev)->pdev->dev);
-}
-
 static const struct revirt_config_ops rvm_config_ops = {
 	.get = rvm_get,
 	.set = rvm_set,
@@ -369,7 +364,6 @@ static const struct revirt_config_ops rvm_config_ops = {
 	.finalize_features = rvm_finalize_features,
 	.find_vqs = rvm_find_vqs,
 	.del_vqs = rvm_del_vqs,
-	.bus_name = rvm_bus_name,
 };
 
 static void rvm_release(struct device *dev)

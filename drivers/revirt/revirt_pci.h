@@ -11,7 +11,6 @@
 #include <linux/revirt.h>
 #include <linux/revirt_ring.h>
 #include <uapi/linux/virtio_pci.h>
-#include <uapi/linux/virtio_ring.h>
 
 struct revirt_pci_device;
 
@@ -115,7 +114,6 @@ int revirt_pci_find_vqs(struct revirt_device *vdev, unsigned int nvqs,
 			const struct revirt_vq_info info[]);
 void revirt_pci_del_vqs(struct revirt_device *vdev);
 void revirt_pci_synchronize_irqs(struct revirt_pci_device *rvp);
-const char *revirt_pci_bus_name(struct revirt_device *vdev);
 bool revirt_pci_notify(struct revirt_virtqueue *vq);
 
 /* Layout probes: set up @rvp or return -ENODEV if the layout is absent. */

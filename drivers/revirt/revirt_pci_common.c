@@ -25,17 +25,6 @@
 #define REVIRT_PCI_LAST_DEVICE		0x107f
 
 /**
- * revirt_pci_bus_name - name of the PCI function behind a device
- * @vdev: the device
- *
- * Return: the PCI address, e.g. "0000:00:03.0".
- */
-const char *revirt_pci_bus_name(struct revirt_device *vdev)
-{
-	return pci_name(to_rvp(vdev)->pdev);
-}
-
-/**
  * revirt_pci_notify - kick a queue
  * @vq: the virtqueue
  *

@@ -253,7 +253,6 @@ static const struct revirt_config_ops rvp_modern_config_ops = {
 	.finalize_features = rvp_modern_finalize_features,
 	.find_vqs = revirt_pci_find_vqs,
 	.del_vqs = revirt_pci_del_vqs,
-	.bus_name = revirt_pci_bus_name,
 };
 
 static const struct revirt_pci_layout rvp_modern_layout = {

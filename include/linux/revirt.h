@@ -64,7 +64,6 @@ struct revirt_vq_info {
  * @finalize_features: write vdev->features to the device
  * @find_vqs: set up @nvqs virtqueues and their interrupts
  * @del_vqs: tear down all virtqueues of the device (after a reset)
- * @bus_name: name of the parent bus device, for messages
  */
 struct revirt_config_ops {
 	void (*get)(struct revirt_device *vdev, unsigned int offset,
@@ -81,7 +80,6 @@ struct revirt_config_ops {
 			struct revirt_virtqueue *vqs[],
 			const struct revirt_vq_info info[]);
 	void (*del_vqs)(struct revirt_device *vdev);
-	const char *(*bus_name)(struct revirt_device *vdev);
 };
 
 /**
