@@ -8,7 +8,6 @@
  * frees the queue.
  */
 
-#include <linux/completion.h>
 #include <linux/hw_random.h>
 #include <linux/module.h>
 #include <linux/revirt.h>
@@ -16,6 +15,7 @@
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
+#include <linux/wait.h>
 #include <uapi/linux/virtio_ids.h>
 
 /* Bound on waiting for the device to answer one request. */
@@ -40,7 +40,7 @@ struct revirt_rng {
 	struct revirt_virtqueue *vq;
 	struct hwrng hwrng;
 	char name[32];
-	struct completion have_data;
+	wait_queue_head_t settled;	/* busy, removed or broken changed */
 	spinlock_t lock;		/* the queue, and the fields below */
 	bool busy;			/* a request is on the device */
 	bool removed;
@@ -61,9 +61,10 @@ static void revirt_rng_done(struct revirt_virtqueue *vq)
 		vi->data_avail = min_t(unsigned int, len, sizeof(vi->data));
 		vi->data_idx = 0;
 		vi->busy = false;
-		complete(&vi->have_data);
 	}
 	spin_unlock_irqrestore(&vi->lock, flags);
+	/* Also when the device lied: the reader gets -EIO now, not later. */
+	wake_up(&vi->settled);
 }
 
 static void revirt_rng_maybe_malform(struct revirt_rng *vi)
@@ -85,7 +86,6 @@ static int revirt_rng_request(struct revirt_rng *vi)
 	if (vi->removed) {
 		err = -ENODEV;
 	} else if (!vi->busy) {
-		reinit_completion(&vi->have_data);
 		sg_init_one(&sg, vi->data, sizeof(vi->data));
 		err = revirt_vq_add_inbuf(vi->vq, &sg, 1, vi, GFP_ATOMIC);
 		if (!err) {
@@ -113,6 +113,13 @@ static unsigned int revirt_rng_take(struct revirt_rng *vi, void *buf,
 	return n;
 }
 
+/* The request in flight was answered, or never will be. */
+static bool revirt_rng_settled(struct revirt_rng *vi)
+{
+	return !READ_ONCE(vi->busy) || READ_ONCE(vi->removed) ||
+	       revirt_vq_is_broken(vi->vq);
+}
+
 static int revirt_rng_read(struct hwrng *rng, void *buf, size_t size,
 			   bool wait)
 {
@@ -129,14 +136,16 @@ static int revirt_rng_read(struct hwrng *rng, void *buf, size_t size,
 	if (!wait)
 		return 0;
 
-	ret = wait_for_completion_killable_timeout(&vi->have_data,
-						   REVIRT_RNG_TIMEOUT);
+	ret = wait_event_killable_timeout(vi->settled, revirt_rng_settled(vi),
+					  REVIRT_RNG_TIMEOUT);
 	if (ret < 0)
 		return ret;
 	if (READ_ONCE(vi->removed))
 		return -ENODEV;
+	if (revirt_vq_is_broken(vi->vq))
+		return -EIO;
 	if (!ret)
-		return revirt_vq_is_broken(vi->vq) ? -EIO : -ETIMEDOUT;
+		return -ETIMEDOUT;
 	return revirt_rng_take(vi, buf, size);
 }
 
@@ -161,7 +170,7 @@ static int revirt_rng_probe(struct revirt_device *vdev)
 	vi->vdev = vdev;
 	vdev->priv = vi;
 	spin_lock_init(&vi->lock);
-	init_completion(&vi->have_data);
+	init_waitqueue_head(&vi->settled);
 
 	err = revirt_find_vqs(vdev, 1, &vi->vq, &info);
 	if (err)
@@ -199,7 +208,7 @@ static void revirt_rng_remove(struct revirt_device *vdev)
 	vi->removed = true;
 	vi->data_avail = 0;
 	spin_unlock_irqrestore(&vi->lock, flags);
-	complete_all(&vi->have_data);
+	wake_up_all(&vi->settled);
 	hwrng_unregister(&vi->hwrng);
 
 	/* After the reset the device no longer writes into vi->data. */
