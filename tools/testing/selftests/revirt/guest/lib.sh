@@ -141,3 +141,30 @@ rv_kmsg() {
 rv_dmesg_after() {
 	dmesg | awk -v m="revirt-selftest: $*" 'index($0, m) { buf = ""; next } { buf = buf $0 "\n" } END { printf "%s", buf }'
 }
+
+# rv_live_objects: objects live in the kmalloc caches that revirt code
+# allocated itself (the allocation site is a revirt module's function, or
+# the bare address of a module unloaded since).  Sysfs and kobject
+# bookkeeping the kernel allocates for revirt's devices is left out: it
+# lives as long as the device structures, which revirt allocates itself.  Needs the kernel booted with
+# slub_debug=U,kmalloc-* (user tracking) and debugfs; prints -1 without.
+# With -v, one "count site" line per allocation site before the total.
+rv_live_objects() {
+	_v=0
+	[ "${1:-}" = -v ] && _v=1
+	set -- /sys/kernel/debug/slab/kmalloc-*/alloc_traces
+	if [ ! -r "$1" ]; then
+		echo -1
+		return
+	fi
+	cat "$@" | awk -v v=$_v '
+		function flush() {
+			if (mine) { total += count; if (v) print count, site }
+			count = 0; mine = 0
+		}
+		/^ *[0-9]+ / {
+			flush(); count = $1; site = $2
+			mine = $0 ~ /\[revirt|0xffffffffc0/
+		}
+		END { flush(); print total + 0 }'
+}
