@@ -77,8 +77,11 @@ class Rig:
             if props:
                 opt += "," + props
             args += ["-device", opt]
+        # slub_debug=U,kmalloc-*: the kernel records who allocated each
+        # kmalloc object, which rv_live_objects counts for the leak checks.
         self.vm = VM(devices=args, kernel=env.kernel, initrd=env.initrd,
-                     trace_events=TRACE_EVENTS, name="revirt-vm")
+                     trace_events=TRACE_EVENTS, name="revirt-vm",
+                     extra_append="slub_debug=U,kmalloc-*")
         self._vdev = {}
         # host view before the guest touched anything
         self.boot_status = {q: self.host_status(q) for q, *_ in DEVICES}
