@@ -257,21 +257,59 @@ static void revirt_config_work(struct work_struct *work)
  * reset attribute: the driver is removed (its requests in flight end with
  * an error and the device is reset), then probed again.
  */
+static bool revirt_take_reset_request(struct revirt_device *vdev)
+{
+	bool requested;
+
+	spin_lock_irq(&vdev->config_lock);
+	requested = vdev->reset_requested;
+	vdev->reset_requested = false;
+	spin_unlock_irq(&vdev->config_lock);
+	return requested;
+}
+
 static void revirt_recover_work(struct work_struct *work)
 {
 	struct revirt_device *vdev =
 		container_of(work, struct revirt_device, recover_work);
-	int err;
+	int err = 0;
 
 	mutex_lock(&vdev->reprobe_lock);
 	if (vdev->config->get_status(vdev) & VIRTIO_CONFIG_S_NEEDS_RESET) {
-		dev_warn(&vdev->dev, "device needs a reset: resetting it and probing its driver again\n");
+		dev_warn(&vdev->dev, "device needs a reset: resetting it and setting it up again\n");
 		err = revirt_reprobe(vdev);
-		if (err)
-			dev_err(&vdev->dev, "recovery failed (%d)\n", err);
+	} else if (READ_ONCE(vdev->reset_requested) && READ_ONCE(vdev->dev.driver)) {
+		dev_warn(&vdev->dev, "driver asked for a reset: resetting the device and setting it up again\n");
+		err = revirt_reprobe(vdev);
 	}
+	/* Requests that came in while the reset ran are answered by it. */
+	revirt_take_reset_request(vdev);
 	mutex_unlock(&vdev->reprobe_lock);
+	if (err)
+		dev_err(&vdev->dev, "recovery failed (%d)\n", err);
 }
+
+/**
+ * revirt_schedule_reset - ask the core to reset the device and set it up again
+ * @vdev: the device, with a driver bound
+ *
+ * For a driver whose device stopped answering (a request timed out): the
+ * core runs, from a work item, the path of the reset attribute.  Requests
+ * made before that reset has run are merged into it.  May be called in
+ * atomic context.
+ */
+void revirt_schedule_reset(struct revirt_device *vdev)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&vdev->config_lock, flags);
+	if (!vdev->unregistering && !vdev->reset_requested) {
+		vdev->reset_requested = true;
+		schedule_work(&vdev->recover_work);
+	}
+	spin_unlock_irqrestore(&vdev->config_lock, flags);
+}
+EXPORT_SYMBOL_GPL(revirt_schedule_reset);
 
 /**
  * revirt_config_changed - the transport saw a config-change interrupt
@@ -305,6 +343,23 @@ static int revirt_reset_and_ack(struct revirt_device *vdev)
 	if (!err)
 		revirt_add_status(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
 	return err;
+}
+
+/*
+ * Bring the device to ACKNOWLEDGE: a device fresh from a reset is only
+ * acknowledged; one a previous owner left set up is reset first.
+ */
+static int revirt_acknowledge(struct revirt_device *vdev)
+{
+	u8 status = vdev->config->get_status(vdev);
+
+	if (!vdev->broken && status == VIRTIO_CONFIG_S_ACKNOWLEDGE)
+		return 0;
+	if (!vdev->broken && !status) {
+		revirt_add_status(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+		return 0;
+	}
+	return revirt_reset_and_ack(vdev);
 }
 
 static u64 revirt_driver_features(const struct revirt_driver *drv)
@@ -342,19 +397,42 @@ static int revirt_negotiate(struct revirt_device *vdev,
 	return 0;
 }
 
+/**
+ * revirt_renegotiate - take a reset device through feature negotiation
+ * @vdev: the device, reset by its bound driver's reinit operation
+ *
+ * ACKNOWLEDGE, DRIVER, the features (the driver's table, features_mask
+ * and what the device offers) and, for version-1 devices, FEATURES_OK read
+ * back.  The driver then sets up its queues.  On error the device is
+ * marked FAILED (unless it could not even be reset).
+ *
+ * Return: 0 or a negative error.
+ */
+int revirt_renegotiate(struct revirt_device *vdev)
+{
+	struct revirt_driver *drv = drv_to_revirt(vdev->dev.driver);
+	int err;
+
+	err = revirt_acknowledge(vdev);
+	if (err)
+		return err;
+	revirt_add_status(vdev, VIRTIO_CONFIG_S_DRIVER);
+	err = revirt_negotiate(vdev, drv);
+	if (err)
+		revirt_add_status(vdev, VIRTIO_CONFIG_S_FAILED);
+	return err;
+}
+EXPORT_SYMBOL_GPL(revirt_renegotiate);
+
 static int revirt_dev_probe(struct device *dev)
 {
 	struct revirt_device *vdev = dev_to_revirt(dev);
 	struct revirt_driver *drv = drv_to_revirt(dev->driver);
 	int err;
 
-	/* Start from a clean device if a previous owner left it set up. */
-	if (vdev->broken || vdev->config->get_status(vdev) !=
-	    VIRTIO_CONFIG_S_ACKNOWLEDGE) {
-		err = revirt_reset_and_ack(vdev);
-		if (err)
-			return err;
-	}
+	err = revirt_acknowledge(vdev);
+	if (err)
+		return err;
 	revirt_add_status(vdev, VIRTIO_CONFIG_S_DRIVER);
 
 	err = revirt_negotiate(vdev, drv);
@@ -388,6 +466,8 @@ static void revirt_dev_remove(struct device *dev)
 	u8 status;
 
 	revirt_config_disable(vdev);
+	/* A reset the driver asked for has nobody to set up again. */
+	revirt_take_reset_request(vdev);
 	drv->remove(vdev);
 
 	status = vdev->config->get_status(vdev);
@@ -451,18 +531,47 @@ static struct bus_type revirt_bus = {
 	.dev_groups = revirt_dev_groups,
 };
 
+/* A driver that resets and sets up its device itself, staying bound. */
+static int revirt_reinit(struct revirt_device *vdev,
+			 struct revirt_driver *drv)
+{
+	int err;
+
+	revirt_config_disable(vdev);
+	err = drv->reinit(vdev);
+	if (err) {
+		dev_err(&vdev->dev, "driver %s could not set the device up again (%d)\n",
+			drv->driver.name, err);
+		return err;
+	}
+	if (!(vdev->config->get_status(vdev) & VIRTIO_CONFIG_S_DRIVER_OK))
+		revirt_device_ready(vdev);
+	revirt_config_enable(vdev);
+	return 0;
+}
+
 /*
- * Reset the device and bind a driver again: the way to renegotiate
- * features and to recover a device that got into a bad state.
+ * Reset the device and set its driver up again: the way to renegotiate
+ * features and to recover a device that got into a bad state.  A driver
+ * with a reinit operation does it while bound; others are removed and
+ * probed again.
  */
 int revirt_reprobe(struct revirt_device *vdev)
 {
+	struct revirt_driver *drv;
 	bool bound;
 	int err = 0;
 
 	/* Removing a driver resets the device; without one, reset here. */
 	device_lock(&vdev->dev);
 	bound = vdev->dev.driver;
+	drv = bound ? drv_to_revirt(vdev->dev.driver) : NULL;
+	if (drv && drv->reinit) {
+		/* The driver stays bound; unbind waits for the lock. */
+		err = revirt_reinit(vdev, drv);
+		device_unlock(&vdev->dev);
+		return err;
+	}
 	if (!bound)
 		err = revirt_reset_and_ack(vdev);
 	device_unlock(&vdev->dev);

@@ -98,7 +98,10 @@ struct revirt_config_ops {
  * @config_change_pending: a change arrived while callbacks were disabled
  * @config_work: runs the driver's config_changed in process context
  * @reprobe_lock: serialises resets and renegotiations (sysfs, recovery)
- * @recover_work: recovers a device that raised DEVICE_NEEDS_RESET
+ * @recover_work: recovers a device that raised DEVICE_NEEDS_RESET, or
+ *	whose driver asked for a reset (revirt_schedule_reset())
+ * @reset_requested: under @config_lock: the driver asked for a reset that
+ *	has not run yet; more requests until it ran are merged into it
  * @unregistering: set under @config_lock; no recovery is scheduled after it
  * @priv: driver private data
  */
@@ -118,6 +121,7 @@ struct revirt_device {
 	struct work_struct config_work;
 	struct mutex reprobe_lock;	/* one reprobe at a time */
 	struct work_struct recover_work;
+	bool reset_requested;
 	bool unregistering;
 	void *priv;
 };
@@ -139,6 +143,15 @@ static inline struct revirt_device *dev_to_revirt(struct device *dev)
  * @remove: tear down; must reset the device (revirt_reset_device()) before
  *	it reclaims buffers and deletes the queues
  * @config_changed: the device's config space changed (process context)
+ * @reinit: optional; reset the device and set it up again while the driver
+ *	stays bound, for the reset attribute, a features_mask write,
+ *	DEVICE_NEEDS_RESET and revirt_schedule_reset().  The driver stops its
+ *	I/O, resets the device (revirt_reset_device()), takes back its
+ *	buffers, deletes its queues, calls revirt_renegotiate() and sets its
+ *	queues up again; the core sets DRIVER_OK if the driver did not.  On
+ *	error the driver stays bound with no queues and fails its I/O; the
+ *	next reset tries again.  Without it the core removes and probes the
+ *	driver again.
  */
 struct revirt_driver {
 	struct device_driver driver;
@@ -148,6 +161,7 @@ struct revirt_driver {
 	int (*probe)(struct revirt_device *vdev);
 	void (*remove)(struct revirt_device *vdev);
 	void (*config_changed)(struct revirt_device *vdev);
+	int (*reinit)(struct revirt_device *vdev);
 };
 
 static inline struct revirt_driver *drv_to_revirt(struct device_driver *drv)
@@ -167,6 +181,8 @@ int revirt_register_device(struct revirt_device *vdev);
 void revirt_unregister_device(struct revirt_device *vdev);
 
 int revirt_reset_device(struct revirt_device *vdev);
+int revirt_renegotiate(struct revirt_device *vdev);
+void revirt_schedule_reset(struct revirt_device *vdev);
 void revirt_device_ready(struct revirt_device *vdev);
 void revirt_config_changed(struct revirt_device *vdev);
 void revirt_add_status(struct revirt_device *vdev, u8 status);
