@@ -28,6 +28,15 @@ QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
 
 READY_TIMEOUT = 120
 
+# What the debug kernel's checkers print (and any kernel's WARN or BUG).
+KERNEL_REPORT_RE = re.compile(
+    r"BUG:|WARNING:|Oops|KASAN|UBSAN|DMA-API|possible circular locking|"
+    r"possible recursive locking|inconsistent lock state|"
+    r"suspicious RCU usage|sleeping function called from invalid context")
+
+# Reports of guests stopped since run.py last looked (REVIRT_KERNEL_REPORTS).
+STOPPED_REPORTS = []
+
 # The tty of the guest takes at most 4095 characters per line in canonical
 # mode; stay well below that.
 MAX_LINE = 3000
@@ -180,6 +189,10 @@ class VM:
         append = "console=ttyS0 loglevel=1 panic=-1"
         if extra_append:
             append += " " + extra_append
+        # e.g. pci=noacpi for the debug kernel (scripts/check-debug)
+        if os.environ.get("REVIRT_APPEND"):
+            append += " " + os.environ["REVIRT_APPEND"]
+        self._dmesg_seen = 0
         self.argv = [QEMU, "-accel", "tcg", "-M", machine, "-m", str(mem),
                      "-smp", "1", "-nodefaults", "-display", "none",
                      "-no-reboot", "-serial", "stdio",
@@ -442,8 +455,37 @@ class VM:
 
     # ---- teardown ------------------------------------------------------
 
+    def kernel_reports(self):
+        """Reports of the kernel's checkers since the last call: dmesg lines
+        of KASAN, UBSAN, lockdep, DMA-API debug, WARNING, BUG, Oops, and
+        kmemleak records that point into revirt (after a scan)."""
+        rc, out = self.sh(
+            "if [ -w /sys/kernel/debug/kmemleak ]; then\n"
+            "  echo scan > /sys/kernel/debug/kmemleak\n"
+            "  awk '/^unreferenced object/ { if (rec ~ /revirt/) print rec; rec = \"\" }"
+            " { rec = rec \"kmemleak: \" $0 \"\\n\" } END { if (rec ~ /revirt/) print rec }'"
+            " /sys/kernel/debug/kmemleak\n"
+            "  echo clear > /sys/kernel/debug/kmemleak\n"
+            "fi\n"
+            "echo @@DMESG\n"
+            "dmesg\n", timeout=120)
+        leaks, _, dmesg = out.partition("@@DMESG\n")
+        lines = dmesg.splitlines()
+        new, self._dmesg_seen = lines[self._dmesg_seen:], len(lines)
+        bad = [l for l in new if KERNEL_REPORT_RE.search(l)]
+        return [l for l in leaks.splitlines() if l.strip()] + bad
+
     def stop(self, timeout=20):
-        """Power the guest off (kill QEMU if it does not go) and clean up."""
+        """Power the guest off (kill QEMU if it does not go) and clean up.
+        With REVIRT_KERNEL_REPORTS set, the checkers' reports of this guest
+        are kept in STOPPED_REPORTS first."""
+        if os.environ.get("REVIRT_KERNEL_REPORTS") and self.alive() and not self.broken:
+            try:
+                STOPPED_REPORTS.extend("%s: %s" % (self.name, r)
+                                       for r in self.kernel_reports())
+            except VMError as e:
+                STOPPED_REPORTS.append("%s: reports unavailable: %s"
+                                       % (self.name, str(e).splitlines()[0]))
         try:
             if self.proc is not None and self.proc.poll() is None:
                 # A guest whose console is out of sync may still be running

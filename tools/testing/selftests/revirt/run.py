@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.path.abspath(os.path.join(HERE, "..", "..", "..", ".."))
 sys.path.insert(0, HERE)
 
-from revirt_vm import Ktap, default_kernel  # noqa: E402
+from revirt_vm import STOPPED_REPORTS, Ktap, default_kernel  # noqa: E402
 from revirt_rig import Env  # noqa: E402
 
 
@@ -67,6 +67,22 @@ def selected(name, patterns):
         if p in name:
             return True
     return False
+
+
+def check_kernel_reports(ktap, env, name):
+    """One line per test module on a debug kernel: nothing from KASAN,
+    lockdep, UBSAN, DMA-API debug or kmemleak, no WARNING or BUG, in the
+    guests the module stopped and in the shared VM."""
+    reports = list(STOPPED_REPORTS)
+    del STOPPED_REPORTS[:]
+    rig = env._rig
+    if rig is not None and rig.alive():
+        try:
+            reports += ["revirt-vm: " + r for r in rig.vm.kernel_reports()]
+        except Exception as e:
+            reports.append("revirt-vm: reports unavailable: %s" % str(e).splitlines()[0])
+    ktap.ok("%s: no report from KASAN, lockdep, UBSAN, DMA-API debug, kmemleak; "
+            "no WARNING or BUG" % name, not reports, "\n".join(reports[:80]))
 
 
 def main():
@@ -133,6 +149,8 @@ def main():
                 if rig is not None and "console tail:" not in diag:
                     diag += "\n" + rig.vm.diag_tail()
                 ktap.ok("%s: completes without an exception" % name, False, diag)
+            if os.environ.get("REVIRT_KERNEL_REPORTS"):
+                check_kernel_reports(ktap, env, name)
             print("# %s took %.1fs" % (name, time.monotonic() - t1), flush=True)
     except Exception:
         ktap.ok("selftest setup", False, traceback.format_exc())
