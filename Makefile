@@ -4,6 +4,8 @@
 #
 #   make                  build the modules against KDIR (Debian 6.1 headers)
 #   make check            run every test (installs what is missing)
+#   make check-debug      the suite on a debug kernel built here (KASAN,
+#                         lockdep, kmemleak, DMA-API debug, UBSAN)
 #   make run              boot a VM in which revirt drives its devices
 #   make clean
 
@@ -12,7 +14,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 REVIRT_CONFIG := CONFIG_REVIRT=m CONFIG_REVIRT_PCI=m CONFIG_REVIRT_MMIO=m CONFIG_REVIRT_RNG=m CONFIG_REVIRT_SIM=m
 MODDIR := $(CURDIR)/drivers/revirt
 
-.PHONY: all modules deps check check-ring run clean
+.PHONY: all modules deps check check-ring check-debug run clean
 
 all: modules
 
@@ -27,6 +29,9 @@ check: deps
 
 check-ring:
 	$(MAKE) -C tools/revirt-ring check
+
+check-debug: deps
+	scripts/check-debug
 
 run: deps modules
 	scripts/revirt-run "$(KVER)" $(MODDIR)
