@@ -510,8 +510,6 @@ static void rvblk_reclaim(struct rvblk *vblk, blk_status_t unused)
  */
 static void rvblk_stop(struct rvblk *vblk, blk_status_t unused)
 {
-	if (vblk->stopped)
-		return;
 	blk_mq_quiesce_queue(vblk->disk->queue);
 	revirt_reset_device(vblk->vdev);
 	rvblk_reclaim(vblk, unused);
@@ -970,9 +968,13 @@ static void rvblk_remove(struct revirt_device *vdev)
 {
 	struct rvblk *vblk = vdev->priv;
 	struct gendisk *disk = vblk->disk;
+	bool failed = rvblk_device_failed(vblk);
 
-	/* The core stopped config changes; a failed device answers nothing. */
-	if (rvblk_device_failed(vblk)) {
+	/*
+	 * The core stopped config changes.  A failed device answers nothing:
+	 * stop it first, so that del_gendisk() sees every request fail.
+	 */
+	if (failed) {
 		dev_warn(&vdev->dev, "%s: the device failed; requests in flight end with an error\n",
 			 disk->disk_name);
 		rvblk_stop(vblk, BLK_STS_IOERR);
@@ -980,9 +982,11 @@ static void rvblk_remove(struct revirt_device *vdev)
 	}
 	/* Unregister: dirty data is written, every request finishes. */
 	del_gendisk(disk);
-	/* Reset and reclaim (nothing is left unless the device failed). */
-	rvblk_stop(vblk, BLK_STS_IOERR);
-	blk_mq_unquiesce_queue(disk->queue);
+	/* Reset and reclaim: nothing is left on the rings any more. */
+	if (!failed) {
+		rvblk_stop(vblk, BLK_STS_IOERR);
+		blk_mq_unquiesce_queue(disk->queue);
+	}
 	revirt_del_vqs(vdev);
 	blk_mq_free_tag_set(&vblk->tag_set);
 	kfree(vblk->vqs);
