@@ -5,6 +5,7 @@
 #   make                  build the modules against KDIR (Debian 6.1 headers)
 #   make check            run every test (installs what is missing)
 #   make run              boot a VM in which revirt drives its devices
+#   make bench            revirt_blk against the kernel's virtio_blk (numbers)
 #   make clean
 
 KVER ?= $(shell ls -1 /lib/modules 2>/dev/null | grep -E '^6\.1\.0-.*-amd64$$' | sort -V | tail -n 1)
@@ -12,7 +13,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 REVIRT_CONFIG := CONFIG_REVIRT=m CONFIG_REVIRT_PCI=m CONFIG_REVIRT_MMIO=m CONFIG_REVIRT_RNG=m CONFIG_REVIRT_BLK=m
 MODDIR := $(CURDIR)/drivers/revirt
 
-.PHONY: all modules deps check check-ring run clean
+.PHONY: all modules deps check check-ring run bench clean
 
 all: modules
 
@@ -30,6 +31,9 @@ check-ring:
 
 run: deps modules
 	scripts/revirt-run "$(KVER)" $(MODDIR)
+
+bench: deps modules
+	scripts/revirt-bench "$(KVER)" $(MODDIR) $(BENCH_ARGS)
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(MODDIR) clean 2>/dev/null || true

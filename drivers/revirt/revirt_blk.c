@@ -299,9 +299,18 @@ static int rvblk_add_req(struct revirt_virtqueue *vq, struct request *req,
 
 static void rvblk_maybe_malform(struct rvblk *vblk, struct revirt_virtqueue *vq)
 {
-	if (likely(!READ_ONCE(malformed_requests)))
+	unsigned int n = READ_ONCE(malformed_requests);
+
+	/* Queues run in parallel: take one from the count, never below 0. */
+	while (unlikely(n)) {
+		unsigned int seen = cmpxchg(&malformed_requests, n, n - 1);
+
+		if (seen == n)
+			break;
+		n = seen;
+	}
+	if (likely(!n))
 		return;
-	malformed_requests--;
 	dev_warn(&vblk->vdev->dev, "malforming the avail ring (malformed_requests)\n");
 	revirt_vq_inject_bad_head(vq);
 }
