@@ -100,13 +100,20 @@ def sha256_file(path, offset=0, length=None):
 
 class Disk:
     def __init__(self, tmp, qid, size, dev="virtio-blk-pci", props="",
-                 drive_props="", fill=None):
+                 drive_props="", fill=None, blkdebug=None):
         self.qid = qid
         self.path = os.path.join(tmp, "%s.img" % qid)
         self.size = size
         make_image(self.path, size, fill)
+        fname = self.path
+        if blkdebug:
+            # QEMU's blkdebug driver fails the requests the rules name
+            cfg = os.path.join(tmp, "%s.blkdebug" % qid)
+            with open(cfg, "w") as f:
+                f.write(blkdebug)
+            fname = "blkdebug:%s:%s" % (cfg, self.path)
         self.args = ["-drive", "file=%s,if=none,format=raw,id=drv-%s%s"
-                     % (self.path, qid, "," + drive_props if drive_props else ""),
+                     % (fname, qid, "," + drive_props if drive_props else ""),
                      "-device", "%s,drive=drv-%s,id=%s,serial=%s%s"
                      % (dev, qid, qid, qid, "," + props if props else "")]
 

@@ -6,6 +6,8 @@
         the multiqueue check and the DEVICE_NEEDS_RESET recovery
   ro    readonly=on
   disc  discard=unmap, an MBR with two partitions; resized through QMP
+  err   behind QEMU's blkdebug: reads of sector 4096, writes of sector
+        6144 and every flush fail on the host with EIO
 
 Guest side: sysfs (serial, size, ro, mq), data read back, errors seen by
 the writer of a failed request.  Host side: QMP status, the status writes
@@ -47,6 +49,28 @@ def od_zero(out):
     return lines == [["00"] * 16, ["*"]]
 
 
+# blkdebug rules for the disk "err" (sectors of 512 bytes)
+ERR_READ_SECTOR = 4096
+ERR_WRITE_SECTOR = 6144
+BLKDEBUG = """[inject-error]
+event = "read_aio"
+errno = "5"
+sector = "%d"
+once = "off"
+
+[inject-error]
+event = "write_aio"
+errno = "5"
+sector = "%d"
+once = "off"
+
+[inject-error]
+event = "flush_to_disk"
+errno = "5"
+once = "off"
+""" % (ERR_READ_SECTOR, ERR_WRITE_SECTOR)
+
+
 def qemu_stderr(bvm):
     try:
         with open(bvm.vm.stderr_path, errors="replace") as f:
@@ -60,7 +84,7 @@ def check_probe(ktap, bvm, boot_status):
     ok("blkdrv: SeaBIOS left the boot disk in DRIVER_OK",
        boot_status & DRIVER_OK, "QMP status at boot 0x%x" % boot_status)
     rc, out = bvm.sh("rv_insmod revirt && rv_insmod revirt_pci && rv_insmod revirt_blk || exit 1\n"
-                     "for q in boot data ro disc; do\n"
+                     "for q in boot data ro disc err; do\n"
                      "  d=$(rvb_wait $q) || exit 1\n"
                      "  echo \"$q $d $(cat /sys/block/$d/size) ro=$(cat /sys/block/$d/ro)"
                      " mq=$(ls /sys/block/$d/mq | wc -l) serial=$(cat /sys/block/$d/serial)\"\n"
@@ -71,8 +95,8 @@ def check_probe(ktap, bvm, boot_status):
         w = line.split()
         if len(w) == 6 and w[0] in bvm.disks:
             disks[w[0]] = w
-    ok("blkdrv: four disks rvdX appear, each with its serial in /sys/block/rvdX/serial",
-       rc == 0 and len(disks) == 4 and all(w[1].startswith("rvd") and w[5] == "serial=" + q
+    ok("blkdrv: five disks rvdX appear, each with its serial in /sys/block/rvdX/serial",
+       rc == 0 and len(disks) == 5 and all(w[1].startswith("rvd") and w[5] == "serial=" + q
                                            for q, w in disks.items()), out)
     ok("blkdrv: sizes in sectors match the images",
        all(int(w[2]) == bvm.disks[q].size // 512 for q, w in disks.items()), out)
@@ -136,6 +160,34 @@ def check_writer(ktap, bvm):
     ktap.ok("blkdrv: a writer across unbind/bind and rmmod/insmod: every acknowledged write is on disk",
             rc == 0 and "0 bad" in out and all(s in out for s in ("unbound", "bound", "unloaded", "loaded"))
             and okw > 0 and m and int(m.group(3)) >= 3, out)
+
+
+def check_errors(ktap, bvm):
+    """Errors the host's block layer returns reach the caller as EIO."""
+    rb, wb = ERR_READ_SECTOR // 8, ERR_WRITE_SECTOR // 8
+    rc, out = bvm.sh("d=$(rvb_dev err) || exit 1\n"
+                     "dd if=/dev/$d of=/dev/null bs=4096 skip=%d count=1 iflag=direct 2>&1; echo read_bad=$?\n"
+                     "dd if=/dev/$d of=/dev/null bs=4096 skip=0 count=1 iflag=direct 2>&1; echo read_good=$?\n"
+                     "dd if=/dev/zero of=/dev/$d bs=4096 seek=%d count=1 oflag=direct 2>&1; echo write_bad=$?\n"
+                     "dd if=/dev/zero of=/dev/$d bs=4096 seek=%d count=1 oflag=direct 2>&1; echo write_good=$?\n"
+                     "dmesg | grep \"I/O error, dev $d,\"" % (rb, wb, wb + 1))
+    ktap.ok("blkdrv: device errors: a failed read and a failed write end with EIO, their neighbours work",
+            "read_bad=1" in out and "read_good=0" in out and "write_bad=1" in out
+            and "write_good=0" in out and out.count("Input/output error") >= 2
+            and "sector %d op 0x0:(READ)" % ERR_READ_SECTOR in out
+            and "sector %d op 0x1:(WRITE)" % ERR_WRITE_SECTOR in out, out)
+
+    rc, out = bvm.sh("for q in err data; do\n"
+                     "  d=$(rvb_dev $q) || exit 1\n"
+                     "  f0=$(awk '{print $16}' /sys/block/$d/stat)\n"
+                     "  rvblk-io fill /dev/$d 21 100 4 2>&1; echo $q fill=$?\n"
+                     "  echo $q cache=\"$(cat /sys/block/$d/queue/write_cache)\" flushes=$f0/$(awk '{print $16}' /sys/block/$d/stat)\n"
+                     "done")
+    m = re.search(r"data cache=write back flushes=(\d+)/(\d+)", out)
+    ktap.ok("blkdrv: flush: fsync sends a flush to the device (write-back cache); "
+            "a flush the host fails makes fsync fail",
+            "err fill=1" in out and "fsync: Input/output error" in out
+            and "data fill=0" in out and m and int(m.group(2)) > int(m.group(1)), out)
 
 
 def check_ro(ktap, bvm):
@@ -241,19 +293,22 @@ def run(ktap, env):
              fill=random_bytes(MiB, 2)),
         Disk(env.tmp, "disc", 8 * MiB, props="num-queues=1", drive_props="discard=unmap",
              fill=mbr()),
+        Disk(env.tmp, "err", 8 * MiB, props="num-queues=1",
+             blkdebug=BLKDEBUG),
     ]
     ro_sha = sha256_file(disks[2].path)
     bvm = BlkVM(env, "blkdrv-modern", disks, smp=4)
     try:
         boot_status = bvm.host_status("boot")
         probed = check_probe(ktap, bvm, boot_status)
-        if len(probed) != 4:
+        if len(probed) != 5:
             return
         check_takeover(ktap, bvm)
         check_reload(ktap, bvm, "data", "blkdrv: modern")
         check_mq(ktap, bvm)
         check_writer(ktap, bvm)
         check_ro(ktap, bvm)
+        check_errors(ktap, bvm)
         check_discard(ktap, bvm)
         check_resize(ktap, bvm)
         part2 = guest_sha(bvm, "disc", part="2")
