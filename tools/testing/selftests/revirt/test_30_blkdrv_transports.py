@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""revirt_blk on a legacy virtio-pci disk (disable-modern=on) and on a
-virtio-mmio version 2 disk of a microvm: probe, serial, a checksummed
+"""revirt_blk on a legacy virtio-pci disk (disable-modern=on) and on
+virtio-mmio version 1 and version 2 disks of a microvm: probe, serial, a checksummed
 pattern across unbind/bind and rmmod/insmod, the host's view of the
 resets, and the image file after the VM exits.
 """
@@ -45,6 +45,10 @@ def run(ktap, env):
             Disk(env.tmp, "leg", 8 * MiB, props="disable-modern=on"),
             False, "pc", [], "")
     # microvm: see test_70_mmio for tsc_early_khz
+    run_one(ktap, env, "mmio v1", "revirt_mmio",
+            Disk(env.tmp, "mm1", 8 * MiB, dev="virtio-blk-device"),
+            False, "microvm,acpi=on", ["-global", "virtio-mmio.force-legacy=true"],
+            "tsc_early_khz=2000000")
     run_one(ktap, env, "mmio v2", "revirt_mmio",
             Disk(env.tmp, "mm", 8 * MiB, dev="virtio-blk-device"),
             True, "microvm,acpi=on", ["-global", "virtio-mmio.force-legacy=false"],
