@@ -190,6 +190,29 @@ def check_errors(ktap, bvm):
             and "data fill=0" in out and m and int(m.group(2)) > int(m.group(1)), out)
 
 
+def check_open_across_unbind(ktap, bvm):
+    """The disk may outlive its device: a file held open across unbind."""
+    rc, out = bvm.sh("old=$(rvb_dev boot) || exit 1\n"
+                     "r=$(rvb_rv boot)\n"
+                     "exec 3</dev/$old\n"
+                     "rvb_unbind $r || exit 1\n"
+                     "dd bs=4096 count=1 <&3 >/dev/null 2>&1; echo stale_read=$?\n"
+                     "rvb_bind $r || exit 1\n"
+                     "new=$(rvb_wait boot) || exit 1\n"
+                     "echo old=$old new=$new\n"
+                     "exec 3<&-\n"
+                     "dd if=/dev/$new of=/dev/null bs=4096 count=16 iflag=direct 2>&1 | grep -c '16+0 records in'\n"
+                     "echo left=$(ls /sys/block | grep -c \"^$old\\$\")\n"
+                     "rvb_unbind $r && rvb_bind $r || exit 1\n"
+                     "echo again=$(rvb_wait boot)")
+    m = re.search(r"old=(\S+) new=(\S+)", out)
+    lines = out.split()
+    ktap.ok("blkdrv: a disk held open across unbind: the new disk gets another "
+            "name and works; after the close the old name is given again",
+            rc == 0 and m and m.group(1) != m.group(2)
+            and lines[-3:] == ["1", "left=0", "again=" + m.group(1)], out)
+
+
 def check_ro(ktap, bvm):
     rc, out = bvm.sh("d=$(rvb_dev ro) || exit 1\n"
                      "echo ro=$(cat /sys/block/$d/ro)\n"
@@ -304,6 +327,7 @@ def run(ktap, env):
         if len(probed) != 5:
             return
         check_takeover(ktap, bvm)
+        check_open_across_unbind(ktap, bvm)
         check_reload(ktap, bvm, "data", "blkdrv: modern")
         check_mq(ktap, bvm)
         check_writer(ktap, bvm)
