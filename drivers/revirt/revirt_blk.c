@@ -502,6 +502,7 @@ static void rvblk_reclaim(struct rvblk *vblk, blk_status_t unused)
 			left = br;
 		}
 		revirt_vq_mark_broken(bq->vq);
+		bq->stopped = false;
 		spin_unlock_irqrestore(&bq->lock, flags);
 
 		rvblk_end_list(used, BLK_STS_OK);
@@ -522,6 +523,8 @@ static void rvblk_stop(struct rvblk *vblk, blk_status_t unused)
 	blk_mq_quiesce_queue(vblk->disk->queue);
 	revirt_reset_device(vblk->vdev);
 	rvblk_reclaim(vblk, unused);
+	/* A queue stopped on a full ring waits for no completion any more. */
+	blk_mq_start_stopped_hw_queues(vblk->disk->queue, true);
 	vblk->stopped = true;
 }
 

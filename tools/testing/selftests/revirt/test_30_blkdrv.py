@@ -305,6 +305,48 @@ def check_needs_reset(ktap, bvm):
        "status writes: %s; QMP 0x%x" % (hx(seq), st))
 
 
+def check_full_ring(ktap, bvm):
+    """Without indirect descriptors a 128 KiB request takes 34 ring
+    entries: 32 of them in flight fill the ring, which stops the hardware
+    queue until a completion restarts it.  A device that fails under that
+    load must fail the I/O, not hang it, and come back."""
+    wait_back = ("i=0\n"
+                 "while [ $i -lt 100 ]; do\n"
+                 "  [ \"$(cat $RV_BUS/devices/$r/status)\" = 0x0f ] && rvb_dev data >/dev/null 2>&1 && break\n"
+                 "  i=$((i + 1)); sleep 0.1\n"
+                 "done\n")
+    rc, out = bvm.sh("r=$(rvb_rv data) || exit 1\n"
+                     "echo 0xffffffffefffffff > $RV_BUS/devices/$r/features_mask || exit 1\n"
+                     + wait_back +
+                     "echo indirect=$(cut -c29 $RV_BUS/devices/$r/features)\n"
+                     "d=$(rvb_wait data) || exit 1\n"
+                     "timeout 120 rvblk-io bench /dev/$d read 131072 32 400", timeout=200)
+    ktap.ok("blkdrv: full ring: 128 KiB reads at depth 32 without indirect descriptors complete",
+            rc == 0 and "indirect=0" in out and "ios 400 " in out, out)
+
+    rc, out = bvm.sh("r=$(rvb_rv data) || exit 1\n"
+                     "d=$(rvb_dev data)\n"
+                     "n=$(cat $RV_BUS/devices/$r/resets)\n"
+                     "timeout 60 rvblk-io bench /dev/$d read 131072 32 1000000 >/tmp/b.out 2>&1 &\n"
+                     "b=$!\n"
+                     "sleep 1\n"
+                     "echo 1 > /sys/module/revirt_blk/parameters/malformed_requests\n"
+                     "wait $b; echo bench=$?; cat /tmp/b.out\n"
+                     + wait_back +
+                     "echo status=$(cat $RV_BUS/devices/$r/status) resets=$n/$(cat $RV_BUS/devices/$r/resets)\n"
+                     "echo 0xffffffffffffffff > $RV_BUS/devices/$r/features_mask || exit 1\n"
+                     + wait_back +
+                     "d=$(rvb_wait data) || exit 1\n"
+                     "dd if=/dev/$d of=/dev/null bs=131072 count=8 iflag=direct 2>&1 | grep -c '8+0 records in'",
+                     timeout=200)
+    m = re.search(r"resets=(\d+)/(\d+)", out)
+    ktap.ok("blkdrv: full ring: a device failing under a full ring fails the I/O (EIO, not a hang) "
+            "and comes back",
+            rc == 0 and re.search(r"bench=[1-9]", out) and "I/O error -5" in out
+            and "status=0x0f" in out and m and int(m.group(2)) > int(m.group(1))
+            and out.split()[-1] == "1", out)
+
+
 def run(ktap, env):
     if env.skip_unbuilt(ktap, "blkdrv: revirt_blk on modern virtio-pci disks", MODULES):
         return
@@ -338,6 +380,7 @@ def run(ktap, env):
         part2 = guest_sha(bvm, "disc", part="2")
         data_sha = guest_sha(bvm, "data", blocks=512)
         check_needs_reset(ktap, bvm)
+        check_full_ring(ktap, bvm)
         bad = bvm.clean_dmesg()
         ktap.ok("blkdrv: no warning or oops in dmesg", not bad, "\n".join(bad[:40]))
     finally:
