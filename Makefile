@@ -7,14 +7,16 @@
 #   make check-debug      the suite on a debug kernel built here (KASAN,
 #                         lockdep, kmemleak, DMA-API debug, UBSAN)
 #   make run              boot a VM in which revirt drives its devices
+#   make bench            revirt_blk against the kernel's virtio_blk (numbers)
 #   make clean
 
 KVER ?= $(shell ls -1 /lib/modules 2>/dev/null | grep -E '^6\.1\.0-.*-amd64$$' | sort -V | tail -n 1)
 KDIR ?= /lib/modules/$(KVER)/build
-REVIRT_CONFIG := CONFIG_REVIRT=m CONFIG_REVIRT_PCI=m CONFIG_REVIRT_MMIO=m CONFIG_REVIRT_RNG=m CONFIG_REVIRT_SIM=m
+REVIRT_CONFIG := CONFIG_REVIRT=m CONFIG_REVIRT_PCI=m CONFIG_REVIRT_MMIO=m CONFIG_REVIRT_RNG=m \
+		 CONFIG_REVIRT_SIM=m CONFIG_REVIRT_BLK=m
 MODDIR := $(CURDIR)/drivers/revirt
 
-.PHONY: all modules deps check check-ring check-debug run clean
+.PHONY: all modules deps check check-ring check-debug run bench clean
 
 all: modules
 
@@ -35,6 +37,9 @@ check-debug: deps
 
 run: deps modules
 	scripts/revirt-run "$(KVER)" $(MODDIR)
+
+bench: deps modules
+	scripts/revirt-bench "$(KVER)" $(MODDIR) $(BENCH_ARGS)
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(MODDIR) clean 2>/dev/null || true

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * revirt: what differs between the kernel versions revirt builds against.
+ *
+ * Every kernel-version difference lives here, behind a small inline
+ * helper, so that the drivers carry no #if.  Today: Debian's 6.1.  The
+ * block layer moved the queue limits into blk_mq_alloc_disk() (6.9) and
+ * the write cache flags into the limits (6.11); a block driver therefore
+ * describes its queue in struct revirt_blk_limits and lets
+ * revirt_blk_alloc_disk() apply it the way the kernel wants.
+ */
+#ifndef _REVIRT_COMPAT_H
+#define _REVIRT_COMPAT_H
+
+#include <linux/blk-mq.h>
+#include <linux/blkdev.h>
+
+/**
+ * struct revirt_blk_limits - the queue limits a revirt block driver sets
+ * @logical_block_size: bytes, a power of two from 512 to PAGE_SIZE
+ * @physical_block_size: bytes
+ * @io_min: minimum I/O size without penalty, bytes (0: not given)
+ * @io_opt: optimal I/O size, bytes (0: not given)
+ * @alignment_offset: bytes
+ * @max_hw_sectors: largest request, 512-byte sectors
+ * @max_segments: scatter-gather entries of a request
+ * @max_segment_size: bytes of one entry
+ * @max_discard_sectors: 0 if discard is not supported
+ * @max_discard_segments: ranges in one discard request
+ * @discard_granularity: bytes
+ * @max_write_zeroes_sectors: 0 if write-zeroes is not supported
+ * @write_cache: the device has a volatile write cache (flushes are sent)
+ */
+struct revirt_blk_limits {
+	unsigned int logical_block_size;
+	unsigned int physical_block_size;
+	unsigned int io_min;
+	unsigned int io_opt;
+	unsigned int alignment_offset;
+	unsigned int max_hw_sectors;
+	unsigned short max_segments;
+	unsigned int max_segment_size;
+	unsigned int max_discard_sectors;
+	unsigned short max_discard_segments;
+	unsigned int discard_granularity;
+	unsigned int max_write_zeroes_sectors;
+	bool write_cache;
+};
+
+/*
+ * BLK_FEAT_WRITE_CACHE (6.11) marks the kernels whose blk_mq_alloc_disk()
+ * takes the limits; Debian ships 6.1 and 6.12, on either side of it.
+ */
+#ifndef BLK_FEAT_WRITE_CACHE
+
+static inline void revirt_blk_apply_limits(struct request_queue *q,
+					   const struct revirt_blk_limits *lim)
+{
+	blk_queue_logical_block_size(q, lim->logical_block_size);
+	blk_queue_physical_block_size(q, lim->physical_block_size);
+	if (lim->io_min)
+		blk_queue_io_min(q, lim->io_min);
+	if (lim->io_opt)
+		blk_queue_io_opt(q, lim->io_opt);
+	blk_queue_alignment_offset(q, lim->alignment_offset);
+	blk_queue_max_hw_sectors(q, lim->max_hw_sectors);
+	blk_queue_max_segments(q, lim->max_segments);
+	blk_queue_max_segment_size(q, lim->max_segment_size);
+	if (lim->max_discard_sectors) {
+		blk_queue_max_discard_sectors(q, lim->max_discard_sectors);
+		blk_queue_max_discard_segments(q, lim->max_discard_segments);
+		q->limits.discard_granularity = lim->discard_granularity;
+	}
+	if (lim->max_write_zeroes_sectors)
+		blk_queue_max_write_zeroes_sectors(q,
+						   lim->max_write_zeroes_sectors);
+	/* FUA is emulated by the block layer with a flush after the write. */
+	blk_queue_write_cache(q, lim->write_cache, false);
+}
+
+/**
+ * revirt_blk_alloc_disk - allocate a blk-mq disk with its queue limits
+ * @set: the tag set
+ * @lim: the limits
+ * @queuedata: the driver's data, in the queue's queuedata
+ *
+ * Return: the disk, or an ERR_PTR().
+ */
+static inline struct gendisk *
+revirt_blk_alloc_disk(struct blk_mq_tag_set *set,
+		      const struct revirt_blk_limits *lim, void *queuedata)
+{
+	struct gendisk *disk = blk_mq_alloc_disk(set, queuedata);
+
+	if (!IS_ERR(disk))
+		revirt_blk_apply_limits(disk->queue, lim);
+	return disk;
+}
+
+#else /* limits and features are given at allocation */
+
+static inline struct gendisk *
+revirt_blk_alloc_disk(struct blk_mq_tag_set *set,
+		      const struct revirt_blk_limits *lim, void *queuedata)
+{
+	struct queue_limits ql = {
+		.logical_block_size = lim->logical_block_size,
+		.physical_block_size = lim->physical_block_size,
+		.io_min = lim->io_min,
+		.io_opt = lim->io_opt,
+		.alignment_offset = lim->alignment_offset,
+		.max_hw_sectors = lim->max_hw_sectors,
+		.max_segments = lim->max_segments,
+		.max_segment_size = lim->max_segment_size,
+		.max_hw_discard_sectors = lim->max_discard_sectors,
+		.max_discard_segments = lim->max_discard_segments,
+		.discard_granularity = lim->discard_granularity,
+		.max_write_zeroes_sectors = lim->max_write_zeroes_sectors,
+	};
+
+	if (lim->write_cache)
+		ql.features |= BLK_FEAT_WRITE_CACHE;
+	return blk_mq_alloc_disk(set, &ql, queuedata);
+}
+
+#endif
+
+#endif /* _REVIRT_COMPAT_H */
