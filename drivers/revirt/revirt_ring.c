@@ -800,8 +800,9 @@ revirt_vring_create(const struct revirt_vring_config *cfg,
 	unsigned int i;
 	int err = -EINVAL;
 
+	/* The used ring holds 32-bit fields: it is at least 4-byte aligned. */
 	if (!cfg->num || cfg->num > 32768 || !is_power_of_2(cfg->num) ||
-	    !is_power_of_2(cfg->align)) {
+	    !is_power_of_2(cfg->align) || cfg->align < 4) {
 		dev_err(cfg->msg_dev, "revirt: queue %s: invalid size %u or alignment %u\n",
 			name, cfg->num, cfg->align);
 		return ERR_PTR(err);

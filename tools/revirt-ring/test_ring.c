@@ -657,7 +657,7 @@ static void t_invalid_sizes(void)
 	static const struct { unsigned int num, align; } bad[] = {
 		{ 0, 4096 }, { 3, 4096 }, { 6, 64 }, { 32769, 4096 },
 		{ 65536, 4096 }, { 1U << 31, 4096 }, { 8, 0 }, { 8, 3 },
-		{ 8, 100 },
+		{ 8, 100 }, { 8, 1 }, { 8, 2 },
 	};
 	struct revirt_vring_config cfg = {
 		.little_endian = true,
