@@ -663,7 +663,9 @@ EXPORT_SYMBOL_GPL(revirt_vq_disable_cb);
  * @vq: the virtqueue
  *
  * Return: false if buffers were used meanwhile: the caller must process
- * them (and may disable callbacks again), true otherwise.
+ * them (and may disable callbacks again), true otherwise.  A broken queue
+ * gives no buffer back, so it always returns true there: a caller that
+ * loops until it gets true must not spin on a device that lied.
  */
 bool revirt_vq_enable_cb(struct revirt_virtqueue *vq)
 {
@@ -678,7 +680,7 @@ bool revirt_vq_enable_cb(struct revirt_virtqueue *vq)
 	vring_used_event(&vr->vring) = rv_cpu16(vr, vr->last_used_idx);
 	/* Publish the wish before looking at the used index again. */
 	rv_mb(vr);
-	return !rv_more_used(vr);
+	return READ_ONCE(vr->broken) || !rv_more_used(vr);
 }
 EXPORT_SYMBOL_GPL(revirt_vq_enable_cb);
 
