@@ -1224,6 +1224,59 @@ static void t_wrap(void)
 	wrap_test(2, M_EVT | M_IND | M_BE, rounds);
 }
 
+/*
+ * The largest ring, filled to the last descriptor three times: the 16-bit
+ * indices pass 65536 with every descriptor in flight (the used index then
+ * moves by exactly the ring size, the most a device may move it).  The
+ * fourth fill is left on the ring, half of it used and published, and the
+ * device is reset: every buffer comes back once.
+ */
+static void full_wrap(unsigned int mode)
+{
+	const unsigned int num = 32768;
+	struct tq *t = tq_new(num, mode, true);
+	struct sim_dev *d = &t->dev;
+	struct tbuf **b = tmem(num * sizeof(*b));
+	unsigned int fill, i;
+
+	/* One descriptor each: one entry, or two in an indirect table. */
+	for (i = 0; i < num; i++)
+		b[i] = mode & M_IND ? tbuf_new(1, 1, 2) :
+		       i & 1 ? tbuf_new(0, 1, 4) : tbuf_new(1, 0, 4);
+	for (fill = 0; fill < 4; fill++) {
+		for (i = 0; i < num; i++) {
+			tbuf_fill(b[i], (u64)fill * num + i);
+			CHECK_EQ(tq_add(t, b[i]), 0);
+		}
+		CHECK_EQ(t->vq->num_free, 0);
+		CHECK_EQ(tq_add(t, tbuf_new(1, 0, 1)), -ENOSPC);
+		CHECK(revirt_vq_kick(t->vq));
+		if (fill == 3)
+			break;
+		CHECK_EQ(sim_dev_process(d, ~0U), num);
+		for (i = 0; i < num; i++)
+			tq_get_expect(t, b[i]);
+		CHECK_EQ(t->vq->num_free, num);
+	}
+	CHECK_EQ(__virtio16_to_cpu(d->le, d->vr.avail->idx), (u16)(4 * num));
+	CHECK_EQ(__virtio16_to_cpu(d->le, d->vr.used->idx), (u16)(3 * num));
+	/* Half used and published, one taken back, then the reset. */
+	CHECK_EQ(sim_dev_process(d, num / 2), num / 2);
+	tq_get_expect(t, b[0]);
+	CHECK_EQ(detach_all(t, b, num), num - 1);
+	tq_del(t);
+}
+
+static void t_full_wrap_max(void)
+{
+	if (quick) {
+		full_wrap(0);
+		return;
+	}
+	full_wrap(M_EVT);
+	full_wrap(M_IND | M_EVT | M_BE);
+}
+
 /* ---- reset, detach and delete ------------------------------------------ */
 
 static void t_detach_after_reset(void)
@@ -2040,6 +2093,8 @@ int main(int argc, char **argv)
 	    list);
 	run("no callback", t_no_callback, filter, list);
 	run("16-bit index wrap", t_wrap, filter, list);
+	run("full ring of 32768 across the index wrap, then reset",
+	    t_full_wrap_max, filter, list);
 	run("detach after reset", t_detach_after_reset, filter, list);
 	run("detach before kick", t_detach_before_kick, filter, list);
 	run("delete with buffers in flight", t_del_with_buffers, filter, list);
