@@ -5,6 +5,8 @@
 #   make                  build the modules against KDIR (Debian 6.1 headers)
 #   make check            run every test (installs what is missing)
 #   make run              boot a VM in which revirt drives its devices
+#   make bench-ring       revirt's virtqueue against the kernel's own, side by
+#                         side (not a test; see Documentation/revirt/performance.rst)
 #   make clean
 
 KVER ?= $(shell ls -1 /lib/modules 2>/dev/null | grep -E '^6\.1\.0-.*-amd64$$' | sort -V | tail -n 1)
@@ -12,7 +14,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 REVIRT_CONFIG := CONFIG_REVIRT=m CONFIG_REVIRT_PCI=m CONFIG_REVIRT_MMIO=m CONFIG_REVIRT_RNG=m
 MODDIR := $(CURDIR)/drivers/revirt
 
-.PHONY: all modules deps check check-ring run clean
+.PHONY: all modules deps check check-ring bench-ring run clean
 
 all: modules
 
@@ -27,6 +29,9 @@ check: deps
 
 check-ring:
 	$(MAKE) -C tools/revirt-ring check
+
+bench-ring: deps
+	$(MAKE) -C tools/revirt-ring bench
 
 run: deps modules
 	scripts/revirt-run "$(KVER)" $(MODDIR)

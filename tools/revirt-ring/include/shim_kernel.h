@@ -15,6 +15,9 @@
 #include <linux/types.h>
 
 #define noinline		__attribute__((__noinline__))
+#ifndef __always_inline
+#define __always_inline		inline __attribute__((__always_inline__))
+#endif
 #define __printf(a, b)		__attribute__((__format__(printf, a, b)))
 #define likely(x)		__builtin_expect(!!(x), 1)
 #define unlikely(x)		__builtin_expect(!!(x), 0)
@@ -65,6 +68,7 @@ struct page;
 /* Devices and messages. */
 struct device {
 	const char *name;
+	struct device *parent;
 };
 
 struct va_format {
