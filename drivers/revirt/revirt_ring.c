@@ -69,29 +69,40 @@ struct revirt_vring {
 
 #define to_rvring(_vq) container_of(_vq, struct revirt_vring, vq)
 
+/*
+ * The byte order of the ring fields: what the transport says, except that
+ * on a little-endian CPU every ring is little endian (a legacy device uses
+ * the guest's order, a version-1 device little endian), which the compiler
+ * knows: there the conversions below cost nothing.
+ */
+static inline bool rv_le(const struct revirt_vring *vr)
+{
+	return virtio_legacy_is_little_endian() || vr->little_endian;
+}
+
 static inline __virtio16 rv_cpu16(const struct revirt_vring *vr, u16 val)
 {
-	return __cpu_to_virtio16(vr->little_endian, val);
+	return __cpu_to_virtio16(rv_le(vr), val);
 }
 
 static inline __virtio32 rv_cpu32(const struct revirt_vring *vr, u32 val)
 {
-	return __cpu_to_virtio32(vr->little_endian, val);
+	return __cpu_to_virtio32(rv_le(vr), val);
 }
 
 static inline __virtio64 rv_cpu64(const struct revirt_vring *vr, u64 val)
 {
-	return __cpu_to_virtio64(vr->little_endian, val);
+	return __cpu_to_virtio64(rv_le(vr), val);
 }
 
 static inline u16 rv_16(const struct revirt_vring *vr, __virtio16 val)
 {
-	return __virtio16_to_cpu(vr->little_endian, val);
+	return __virtio16_to_cpu(rv_le(vr), val);
 }
 
 static inline u32 rv_32(const struct revirt_vring *vr, __virtio32 val)
 {
-	return __virtio32_to_cpu(vr->little_endian, val);
+	return __virtio32_to_cpu(rv_le(vr), val);
 }
 
 /*
@@ -189,42 +200,55 @@ static void rv_set_desc(const struct revirt_vring *vr, struct vring_desc *desc,
 	ex->next = next;
 }
 
-/*
- * Map the scatterlists into @n descriptors starting at @first, linked
- * through @links (the free list for the main table, i + 1 for an indirect
- * table).  On failure, everything mapped here is unmapped again.
- */
-static int rv_map_sgs(struct revirt_vring *vr, struct vring_desc *desc,
-		      struct revirt_desc_extra *extra, u16 first,
-		      struct scatterlist *sgs[], unsigned int out_sgs,
-		      unsigned int in_sgs, u32 *in_len, u16 *last)
+/* The descriptor after @i: the free list, or the next entry of a table. */
+static __always_inline u16 rv_next(const struct revirt_desc_extra *extra,
+				   u16 i, bool table)
 {
-	struct scatterlist *sg;
-	unsigned int n, mapped = 0;
+	return table ? i + 1 : extra[i].next;
+}
+
+/*
+ * Map the scatterlists into descriptors starting at @first, linked
+ * through the free list of the main table, or one after the other in an
+ * indirect @table.  On failure, everything mapped here is unmapped again.
+ * Inlined, so that each caller gets the linking it needs for free.
+ */
+static __always_inline int rv_map_sgs(struct revirt_vring *vr,
+				      struct vring_desc *desc,
+				      struct revirt_desc_extra *extra,
+				      bool table, u16 first,
+				      struct scatterlist *sgs[],
+				      unsigned int out_sgs,
+				      unsigned int in_sgs, u32 *in_len,
+				      u16 *last)
+{
+	enum dma_data_direction dir = DMA_TO_DEVICE;
+	u16 flags = VRING_DESC_F_NEXT;
 	u16 i = first, prev = first;
+	unsigned int n;
 	u32 in_bytes = 0;
 
 	for (n = 0; n < out_sgs + in_sgs; n++) {
-		bool in = n >= out_sgs;
+		struct scatterlist *sg;
 
+		if (n == out_sgs) {
+			dir = DMA_FROM_DEVICE;
+			flags |= VRING_DESC_F_WRITE;
+		}
 		for (sg = sgs[n]; sg; sg = sg_next(sg)) {
+			u16 next = rv_next(extra, i, table);
 			dma_addr_t addr;
 
 			addr = revirt_vring_dma_map(vr->dma_dev, sg_page(sg),
-						    sg->offset, sg->length,
-						    in ? DMA_FROM_DEVICE :
-						    DMA_TO_DEVICE);
+						    sg->offset, sg->length, dir);
 			if (addr == DMA_MAPPING_ERROR)
 				goto unmap;
 			rv_set_desc(vr, &desc[i], &extra[i], addr, sg->length,
-				    VRING_DESC_F_NEXT |
-				    (in ? VRING_DESC_F_WRITE : 0),
-				    extra[i].next);
-			if (in)
+				    flags, next);
+			if (dir == DMA_FROM_DEVICE)
 				in_bytes += sg->length;
-			mapped++;
 			prev = i;
-			i = extra[i].next;
+			i = next;
 		}
 	}
 	/* The last descriptor ends the chain. */
@@ -235,8 +259,9 @@ static int rv_map_sgs(struct revirt_vring *vr, struct vring_desc *desc,
 	return 0;
 
 unmap:
-	for (i = first; mapped--; i = extra[i].next)
-		rv_unmap(vr, &extra[i]);
+	/* Descriptor @i failed; those before it in the chain are mapped. */
+	for (; first != i; first = rv_next(extra, first, table))
+		rv_unmap(vr, &extra[first]);
 	return -ENOMEM;
 }
 
@@ -257,10 +282,8 @@ static int rv_add_indirect(struct revirt_vring *vr, struct scatterlist *sgs[],
 	if (!indir)
 		return -EAGAIN;		/* the caller falls back to direct */
 	iextra = (struct revirt_desc_extra *)&indir[total];
-	for (i = 0; i < total; i++)
-		iextra[i].next = i + 1;
 
-	err = rv_map_sgs(vr, indir, iextra, 0, sgs, out_sgs, in_sgs,
+	err = rv_map_sgs(vr, indir, iextra, true, 0, sgs, out_sgs, in_sgs,
 			 &st->in_len, &last);
 	if (err)
 		goto free;
@@ -298,13 +321,11 @@ static int rv_add_direct(struct revirt_vring *vr, struct scatterlist *sgs[],
 	u16 last;
 	int err;
 
-	err = rv_map_sgs(vr, vr->vring.desc, vr->extra, head, sgs, out_sgs,
-			 in_sgs, &st->in_len, &last);
+	err = rv_map_sgs(vr, vr->vring.desc, vr->extra, false, head, sgs,
+			 out_sgs, in_sgs, &st->in_len, &last);
 	if (err)
 		return err;
-	st->indir = NULL;
-	st->indir_extra = NULL;
-	st->indir_num = 0;
+	/* st->indir is NULL: a free head's state is cleared by rv_detach(). */
 	st->ndescs = total;
 	vr->free_head = vr->extra[last].next;
 	return 0;
@@ -535,15 +556,17 @@ bool revirt_vq_kick(struct revirt_virtqueue *vq)
 }
 EXPORT_SYMBOL_GPL(revirt_vq_kick);
 
-static void rv_detach(struct revirt_vring *vr, u16 head)
+static __always_inline void rv_detach(struct revirt_vring *vr, u16 head)
 {
 	struct revirt_desc_state *st = &vr->state[head];
-	u16 i = head, n;
+	u16 i = head, n = st->ndescs;
 
-	for (n = 0; n < st->ndescs; n++) {
+	/* A chain has at least one descriptor; @i ends on its last. */
+	for (;;) {
 		rv_unmap(vr, &vr->extra[i]);
-		if (n + 1 < st->ndescs)
-			i = vr->extra[i].next;
+		if (!--n)
+			break;
+		i = vr->extra[i].next;
 	}
 	vr->extra[i].next = vr->free_head;
 	vr->free_head = head;
