@@ -252,8 +252,9 @@ static __always_inline int rv_map_sgs(struct revirt_vring *vr,
 		}
 	}
 	/* The last descriptor ends the chain. */
-	extra[prev].flags &= ~VRING_DESC_F_NEXT;
-	desc[prev].flags = rv_cpu16(vr, extra[prev].flags);
+	flags &= ~VRING_DESC_F_NEXT;
+	extra[prev].flags = flags;
+	desc[prev].flags = rv_cpu16(vr, flags);
 	*in_len = in_bytes;
 	*last = prev;
 	return 0;
@@ -351,8 +352,7 @@ static void rv_publish(struct revirt_vring *vr, u16 head)
 	rv_wmb(vr);
 	vr->avail_idx_shadow++;
 	vr->vring.avail->idx = rv_cpu16(vr, vr->avail_idx_shadow);
-	if (vr->num_added <= U16_MAX)
-		vr->num_added++;
+	vr->num_added += vr->num_added <= U16_MAX;
 	vr->in_flight++;
 }
 
@@ -373,6 +373,7 @@ int revirt_vq_add_sgs(struct revirt_virtqueue *vq, struct scatterlist *sgs[],
 		      void *data, gfp_t gfp)
 {
 	struct revirt_vring *vr = to_rvring(vq);
+	struct revirt_desc_state *st;
 	unsigned int total;
 	u16 head;
 	int err;
@@ -405,8 +406,9 @@ int revirt_vq_add_sgs(struct revirt_virtqueue *vq, struct scatterlist *sgs[],
 	if (err)
 		return err;
 
-	vr->state[head].data = data;
-	vq->num_free -= vr->state[head].ndescs;
+	st = &vr->state[head];
+	st->data = data;
+	vq->num_free -= st->ndescs;
 	rv_publish(vr, head);
 	return 0;
 }
