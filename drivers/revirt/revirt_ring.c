@@ -40,6 +40,16 @@ struct revirt_desc_state {
 	u16 indir_num;			/* entries in @indir */
 };
 
+/*
+ * Indirect tables of up to RV_TABLE_SMALL entries are allocated at that
+ * size and, once their buffer is used, kept for the next buffers instead
+ * of a kfree() and a kmalloc() per buffer (most indirect buffers are a
+ * header, some data and a status): as many as the ring has descriptors,
+ * at most RV_TABLES_KEPT (28 KiB), so that a full queue recycles them.
+ */
+#define RV_TABLE_SMALL	4
+#define RV_TABLES_KEPT	256
+
 struct revirt_vring {
 	struct revirt_virtqueue vq;
 	struct vring vring;
@@ -65,6 +75,11 @@ struct revirt_vring {
 
 	struct revirt_desc_state *state;
 	struct revirt_desc_extra *extra;
+
+	/* Small indirect tables kept for reuse; the queue owns them. */
+	void **tables;
+	unsigned int ntables;
+	unsigned int max_tables;
 };
 
 #define to_rvring(_vq) container_of(_vq, struct revirt_vring, vq)
@@ -266,6 +281,30 @@ unmap:
 	return -ENOMEM;
 }
 
+/* One entry of an indirect table, as the device sees it and as we keep it. */
+#define RV_TABLE_ENTRY	(sizeof(struct vring_desc) + \
+			 sizeof(struct revirt_desc_extra))
+
+static struct vring_desc *rv_table_get(struct revirt_vring *vr,
+				       unsigned int total, gfp_t gfp)
+{
+	if (total > RV_TABLE_SMALL)
+		return kmalloc_array(total, RV_TABLE_ENTRY, gfp);
+	if (vr->ntables)
+		return vr->tables[--vr->ntables];
+	return kmalloc_array(RV_TABLE_SMALL, RV_TABLE_ENTRY, gfp);
+}
+
+/* Keep a small table of a used buffer for the next one, or free it. */
+static void rv_table_put(struct revirt_vring *vr, struct vring_desc *table,
+			 unsigned int total)
+{
+	if (total <= RV_TABLE_SMALL && vr->ntables < vr->max_tables)
+		vr->tables[vr->ntables++] = table;
+	else
+		kfree(table);
+}
+
 static int rv_add_indirect(struct revirt_vring *vr, struct scatterlist *sgs[],
 			   unsigned int out_sgs, unsigned int in_sgs,
 			   unsigned int total, u16 head, gfp_t gfp)
@@ -279,7 +318,7 @@ static int rv_add_indirect(struct revirt_vring *vr, struct scatterlist *sgs[],
 	int err;
 
 	/* Device-visible table and private bookkeeping in one allocation. */
-	indir = kmalloc_array(total, sizeof(*indir) + sizeof(*iextra), gfp);
+	indir = rv_table_get(vr, total, gfp);
 	if (!indir)
 		return -EAGAIN;		/* the caller falls back to direct */
 	iextra = (struct revirt_desc_extra *)&indir[total];
@@ -577,7 +616,7 @@ static __always_inline void rv_detach(struct revirt_vring *vr, u16 head)
 	if (st->indir) {
 		for (n = 0; n < st->indir_num; n++)
 			rv_unmap(vr, &st->indir_extra[n]);
-		kfree(st->indir);
+		rv_table_put(vr, st->indir, st->indir_num);
 	}
 	st->data = NULL;
 	st->indir = NULL;
@@ -843,6 +882,13 @@ revirt_vring_create(const struct revirt_vring_config *cfg,
 	vr->extra = kcalloc(cfg->num, sizeof(*vr->extra), GFP_KERNEL);
 	if (!vr->state || !vr->extra)
 		goto free_arrays;
+	if (cfg->indirect) {
+		vr->max_tables = min_t(unsigned int, cfg->num, RV_TABLES_KEPT);
+		vr->tables = kcalloc(vr->max_tables, sizeof(*vr->tables),
+				     GFP_KERNEL);
+		if (!vr->tables)
+			goto free_arrays;
+	}
 
 	vr->dma_dev = cfg->dma_dev;
 	vr->msg_dev = cfg->msg_dev;
@@ -874,6 +920,7 @@ revirt_vring_create(const struct revirt_vring_config *cfg,
 	return &vr->vq;
 
 free_arrays:
+	kfree(vr->tables);
 	kfree(vr->extra);
 	kfree(vr->state);
 	kfree(vr);
@@ -899,6 +946,9 @@ void revirt_vring_del(struct revirt_virtqueue *vq)
 		while (revirt_vq_detach_unused_buf(vq))
 			;
 	}
+	while (vr->ntables)
+		kfree(vr->tables[--vr->ntables]);
+	kfree(vr->tables);
 	dma_free_coherent(vr->dma_dev, vr->ring_bytes, vr->ring_mem,
 			  vr->ring_dma);
 	kfree(vr->extra);

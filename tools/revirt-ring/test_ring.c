@@ -1474,6 +1474,7 @@ static void t_indirect_alloc_failure(void)
 	for (mode = 0; mode < M_ALL; mode++) {
 		struct tq *t;
 		struct tbuf *b, *fill[8];
+		unsigned long allocs;
 		long kmallocs;
 
 		if (!(mode & M_IND))
@@ -1496,12 +1497,20 @@ static void t_indirect_alloc_failure(void)
 
 		/* And with the table it is one descriptor again. */
 		round_trip(t, b);
+		/* The small table is kept: the next one costs no allocation. */
+		CHECK_EQ(shim.kmalloc_live, kmallocs + 1);
+		allocs = shim.alloc_calls;
+		round_trip(t, b);
+		CHECK_EQ(shim.alloc_calls, allocs);
 
-		/* No room for the fallback: -ENOMEM, nothing mapped. */
+		/*
+		 * No room for the fallback: -ENOMEM, nothing mapped.  A table
+		 * of six entries is too big to be kept, so it is allocated.
+		 */
 		for (k = 0; k < 6; k++)
 			CHECK_EQ(tq_add(t, fill[k] = tbuf_new(0, 1, 4)), 0);
 		shim_fail_alloc_nth(1);
-		CHECK_EQ(tq_add(t, b), -ENOMEM);
+		CHECK_EQ(tq_add(t, tbuf_new2(3, 2, 3, 2, 8)), -ENOMEM);
 		CHECK_EQ(shim.maps_live, 6);
 		CHECK_EQ(t->vq->num_free, 2);
 		CHECK_EQ(tq_add(t, b), 0);
@@ -1511,6 +1520,52 @@ static void t_indirect_alloc_failure(void)
 		for (k = 0; k < 6; k++)
 			tq_get_expect(t, fill[k]);
 		tq_get_expect(t, b);
+		tq_del(t);
+	}
+}
+
+/*
+ * Small indirect tables are kept for reuse, as many as the ring has
+ * descriptors but at most 256; bigger ones are freed at once, and
+ * deleting the queue frees what is kept (the harness checks that nothing
+ * leaks).
+ */
+static void t_indirect_tables_kept(void)
+{
+	unsigned int mode, i, round;
+
+	for (mode = 0; mode < M_ALL; mode++) {
+		const unsigned int n = 300;
+		struct tbuf **b = tmem(n * sizeof(*b)), *big;
+		unsigned long allocs;
+		long kmallocs;
+		struct tq *t;
+
+		if (!(mode & M_IND))
+			continue;
+		t = tq_new(512, mode, true);
+		kmallocs = shim.kmalloc_live;
+		for (i = 0; i < n; i++)
+			b[i] = tbuf_new(1 + i % 3, 1, 4);	/* 2 to 4 entries */
+		for (round = 0; round < 2; round++) {
+			allocs = shim.alloc_calls;
+			for (i = 0; i < n; i++)
+				CHECK_EQ(tq_add(t, b[i]), 0);
+			/* All allocated the first time, then 256 are kept. */
+			CHECK_EQ(shim.alloc_calls - allocs,
+				 round ? n - 256 : n);
+			CHECK_EQ(t->vq->num_free, 512 - n);
+			CHECK(revirt_vq_kick(t->vq));
+			CHECK_EQ(sim_dev_process(&t->dev, ~0U), n);
+			for (i = 0; i < n; i++)
+				tq_get_expect(t, b[i]);
+			CHECK_EQ(shim.kmalloc_live, kmallocs + 256);
+		}
+		big = tbuf_new2(3, 2, 3, 2, 4);
+		allocs = shim.alloc_calls;
+		round_trip(t, big);
+		CHECK_EQ(shim.alloc_calls - allocs, 1);
+		CHECK_EQ(shim.kmalloc_live, kmallocs + 256);
 		tq_del(t);
 	}
 }
@@ -2103,6 +2158,8 @@ int main(int argc, char **argv)
 	    filter, list);
 	run("indirect table allocation failure", t_indirect_alloc_failure,
 	    filter, list);
+	run("indirect tables kept for reuse", t_indirect_tables_kept, filter,
+	    list);
 	run("allocation failure in create", t_create_alloc_failure, filter,
 	    list);
 	run("hardening: used id out of range", t_liar_id_range, filter, list);

@@ -49,6 +49,7 @@ static inline long PTR_ERR(const void *p) { return (long)p; }
 static inline bool IS_ERR(const void *p) { return IS_ERR_VALUE(p); }
 
 #define U16_MAX			((u16)~0U)
+#define min_t(t, a, b)		((t)(a) < (t)(b) ? (t)(a) : (t)(b))
 
 static inline bool is_power_of_2(unsigned long n)
 {
