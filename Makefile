@@ -8,6 +8,8 @@
 #                         lockdep, kmemleak, DMA-API debug, UBSAN)
 #   make run              boot a VM in which revirt drives its devices
 #   make bench            revirt_blk against the kernel's virtio_blk (numbers)
+#   make bench-ring       revirt's virtqueue against the kernel's own, side by
+#                         side (not a test; see Documentation/revirt/performance.rst)
 #   make clean
 
 KVER ?= $(shell ls -1 /lib/modules 2>/dev/null | grep -E '^6\.1\.0-.*-amd64$$' | sort -V | tail -n 1)
@@ -16,7 +18,7 @@ REVIRT_CONFIG := CONFIG_REVIRT=m CONFIG_REVIRT_PCI=m CONFIG_REVIRT_MMIO=m CONFIG
 		 CONFIG_REVIRT_SIM=m CONFIG_REVIRT_BLK=m
 MODDIR := $(CURDIR)/drivers/revirt
 
-.PHONY: all modules deps check check-ring check-debug run bench clean
+.PHONY: all modules deps check check-ring check-debug run bench bench-ring clean
 
 all: modules
 
@@ -34,6 +36,9 @@ check-ring:
 
 check-debug: deps
 	scripts/check-debug
+
+bench-ring: deps
+	$(MAKE) -C tools/revirt-ring bench
 
 run: deps modules
 	scripts/revirt-run "$(KVER)" $(MODDIR)

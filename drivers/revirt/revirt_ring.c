@@ -40,6 +40,16 @@ struct revirt_desc_state {
 	u16 indir_num;			/* entries in @indir */
 };
 
+/*
+ * Indirect tables of up to RV_TABLE_SMALL entries are allocated at that
+ * size and, once their buffer is used, kept for the next buffers instead
+ * of a kfree() and a kmalloc() per buffer (most indirect buffers are a
+ * header, some data and a status): as many as the ring has descriptors,
+ * at most RV_TABLES_KEPT (28 KiB), so that a full queue recycles them.
+ */
+#define RV_TABLE_SMALL	4
+#define RV_TABLES_KEPT	256
+
 struct revirt_vring {
 	struct revirt_virtqueue vq;
 	struct vring vring;
@@ -65,33 +75,49 @@ struct revirt_vring {
 
 	struct revirt_desc_state *state;
 	struct revirt_desc_extra *extra;
+
+	/* Small indirect tables kept for reuse; the queue owns them. */
+	void **tables;
+	unsigned int ntables;
+	unsigned int max_tables;
 };
 
 #define to_rvring(_vq) container_of(_vq, struct revirt_vring, vq)
 
+/*
+ * The byte order of the ring fields: what the transport says, except that
+ * on a little-endian CPU every ring is little endian (a legacy device uses
+ * the guest's order, a version-1 device little endian), which the compiler
+ * knows: there the conversions below cost nothing.
+ */
+static inline bool rv_le(const struct revirt_vring *vr)
+{
+	return virtio_legacy_is_little_endian() || vr->little_endian;
+}
+
 static inline __virtio16 rv_cpu16(const struct revirt_vring *vr, u16 val)
 {
-	return __cpu_to_virtio16(vr->little_endian, val);
+	return __cpu_to_virtio16(rv_le(vr), val);
 }
 
 static inline __virtio32 rv_cpu32(const struct revirt_vring *vr, u32 val)
 {
-	return __cpu_to_virtio32(vr->little_endian, val);
+	return __cpu_to_virtio32(rv_le(vr), val);
 }
 
 static inline __virtio64 rv_cpu64(const struct revirt_vring *vr, u64 val)
 {
-	return __cpu_to_virtio64(vr->little_endian, val);
+	return __cpu_to_virtio64(rv_le(vr), val);
 }
 
 static inline u16 rv_16(const struct revirt_vring *vr, __virtio16 val)
 {
-	return __virtio16_to_cpu(vr->little_endian, val);
+	return __virtio16_to_cpu(rv_le(vr), val);
 }
 
 static inline u32 rv_32(const struct revirt_vring *vr, __virtio32 val)
 {
-	return __virtio32_to_cpu(vr->little_endian, val);
+	return __virtio32_to_cpu(rv_le(vr), val);
 }
 
 /*
@@ -189,55 +215,94 @@ static void rv_set_desc(const struct revirt_vring *vr, struct vring_desc *desc,
 	ex->next = next;
 }
 
-/*
- * Map the scatterlists into @n descriptors starting at @first, linked
- * through @links (the free list for the main table, i + 1 for an indirect
- * table).  On failure, everything mapped here is unmapped again.
- */
-static int rv_map_sgs(struct revirt_vring *vr, struct vring_desc *desc,
-		      struct revirt_desc_extra *extra, u16 first,
-		      struct scatterlist *sgs[], unsigned int out_sgs,
-		      unsigned int in_sgs, u32 *in_len, u16 *last)
+/* The descriptor after @i: the free list, or the next entry of a table. */
+static __always_inline u16 rv_next(const struct revirt_desc_extra *extra,
+				   u16 i, bool table)
 {
-	struct scatterlist *sg;
-	unsigned int n, mapped = 0;
+	return table ? i + 1 : extra[i].next;
+}
+
+/*
+ * Map the scatterlists into descriptors starting at @first, linked
+ * through the free list of the main table, or one after the other in an
+ * indirect @table.  On failure, everything mapped here is unmapped again.
+ * Inlined, so that each caller gets the linking it needs for free.
+ */
+static __always_inline int rv_map_sgs(struct revirt_vring *vr,
+				      struct vring_desc *desc,
+				      struct revirt_desc_extra *extra,
+				      bool table, u16 first,
+				      struct scatterlist *sgs[],
+				      unsigned int out_sgs,
+				      unsigned int in_sgs, u32 *in_len,
+				      u16 *last)
+{
+	enum dma_data_direction dir = DMA_TO_DEVICE;
+	u16 flags = VRING_DESC_F_NEXT;
 	u16 i = first, prev = first;
+	unsigned int n;
 	u32 in_bytes = 0;
 
 	for (n = 0; n < out_sgs + in_sgs; n++) {
-		bool in = n >= out_sgs;
+		struct scatterlist *sg;
 
+		if (n == out_sgs) {
+			dir = DMA_FROM_DEVICE;
+			flags |= VRING_DESC_F_WRITE;
+		}
 		for (sg = sgs[n]; sg; sg = sg_next(sg)) {
+			u16 next = rv_next(extra, i, table);
 			dma_addr_t addr;
 
 			addr = revirt_vring_dma_map(vr->dma_dev, sg_page(sg),
-						    sg->offset, sg->length,
-						    in ? DMA_FROM_DEVICE :
-						    DMA_TO_DEVICE);
+						    sg->offset, sg->length, dir);
 			if (addr == DMA_MAPPING_ERROR)
 				goto unmap;
 			rv_set_desc(vr, &desc[i], &extra[i], addr, sg->length,
-				    VRING_DESC_F_NEXT |
-				    (in ? VRING_DESC_F_WRITE : 0),
-				    extra[i].next);
-			if (in)
+				    flags, next);
+			if (dir == DMA_FROM_DEVICE)
 				in_bytes += sg->length;
-			mapped++;
 			prev = i;
-			i = extra[i].next;
+			i = next;
 		}
 	}
 	/* The last descriptor ends the chain. */
-	extra[prev].flags &= ~VRING_DESC_F_NEXT;
-	desc[prev].flags = rv_cpu16(vr, extra[prev].flags);
+	flags &= ~VRING_DESC_F_NEXT;
+	extra[prev].flags = flags;
+	desc[prev].flags = rv_cpu16(vr, flags);
 	*in_len = in_bytes;
 	*last = prev;
 	return 0;
 
 unmap:
-	for (i = first; mapped--; i = extra[i].next)
-		rv_unmap(vr, &extra[i]);
+	/* Descriptor @i failed; those before it in the chain are mapped. */
+	for (; first != i; first = rv_next(extra, first, table))
+		rv_unmap(vr, &extra[first]);
 	return -ENOMEM;
+}
+
+/* One entry of an indirect table, as the device sees it and as we keep it. */
+#define RV_TABLE_ENTRY	(sizeof(struct vring_desc) + \
+			 sizeof(struct revirt_desc_extra))
+
+static struct vring_desc *rv_table_get(struct revirt_vring *vr,
+				       unsigned int total, gfp_t gfp)
+{
+	if (total > RV_TABLE_SMALL)
+		return kmalloc_array(total, RV_TABLE_ENTRY, gfp);
+	if (vr->ntables)
+		return vr->tables[--vr->ntables];
+	return kmalloc_array(RV_TABLE_SMALL, RV_TABLE_ENTRY, gfp);
+}
+
+/* Keep a small table of a used buffer for the next one, or free it. */
+static void rv_table_put(struct revirt_vring *vr, struct vring_desc *table,
+			 unsigned int total)
+{
+	if (total <= RV_TABLE_SMALL && vr->ntables < vr->max_tables)
+		vr->tables[vr->ntables++] = table;
+	else
+		kfree(table);
 }
 
 static int rv_add_indirect(struct revirt_vring *vr, struct scatterlist *sgs[],
@@ -253,14 +318,12 @@ static int rv_add_indirect(struct revirt_vring *vr, struct scatterlist *sgs[],
 	int err;
 
 	/* Device-visible table and private bookkeeping in one allocation. */
-	indir = kmalloc_array(total, sizeof(*indir) + sizeof(*iextra), gfp);
+	indir = rv_table_get(vr, total, gfp);
 	if (!indir)
 		return -EAGAIN;		/* the caller falls back to direct */
 	iextra = (struct revirt_desc_extra *)&indir[total];
-	for (i = 0; i < total; i++)
-		iextra[i].next = i + 1;
 
-	err = rv_map_sgs(vr, indir, iextra, 0, sgs, out_sgs, in_sgs,
+	err = rv_map_sgs(vr, indir, iextra, true, 0, sgs, out_sgs, in_sgs,
 			 &st->in_len, &last);
 	if (err)
 		goto free;
@@ -298,13 +361,11 @@ static int rv_add_direct(struct revirt_vring *vr, struct scatterlist *sgs[],
 	u16 last;
 	int err;
 
-	err = rv_map_sgs(vr, vr->vring.desc, vr->extra, head, sgs, out_sgs,
-			 in_sgs, &st->in_len, &last);
+	err = rv_map_sgs(vr, vr->vring.desc, vr->extra, false, head, sgs,
+			 out_sgs, in_sgs, &st->in_len, &last);
 	if (err)
 		return err;
-	st->indir = NULL;
-	st->indir_extra = NULL;
-	st->indir_num = 0;
+	/* st->indir is NULL: a free head's state is cleared by rv_detach(). */
 	st->ndescs = total;
 	vr->free_head = vr->extra[last].next;
 	return 0;
@@ -330,8 +391,7 @@ static void rv_publish(struct revirt_vring *vr, u16 head)
 	rv_wmb(vr);
 	vr->avail_idx_shadow++;
 	vr->vring.avail->idx = rv_cpu16(vr, vr->avail_idx_shadow);
-	if (vr->num_added <= U16_MAX)
-		vr->num_added++;
+	vr->num_added += vr->num_added <= U16_MAX;
 	vr->in_flight++;
 }
 
@@ -352,6 +412,7 @@ int revirt_vq_add_sgs(struct revirt_virtqueue *vq, struct scatterlist *sgs[],
 		      void *data, gfp_t gfp)
 {
 	struct revirt_vring *vr = to_rvring(vq);
+	struct revirt_desc_state *st;
 	unsigned int total;
 	u16 head;
 	int err;
@@ -384,8 +445,9 @@ int revirt_vq_add_sgs(struct revirt_virtqueue *vq, struct scatterlist *sgs[],
 	if (err)
 		return err;
 
-	vr->state[head].data = data;
-	vq->num_free -= vr->state[head].ndescs;
+	st = &vr->state[head];
+	st->data = data;
+	vq->num_free -= st->ndescs;
 	rv_publish(vr, head);
 	return 0;
 }
@@ -535,15 +597,17 @@ bool revirt_vq_kick(struct revirt_virtqueue *vq)
 }
 EXPORT_SYMBOL_GPL(revirt_vq_kick);
 
-static void rv_detach(struct revirt_vring *vr, u16 head)
+static __always_inline void rv_detach(struct revirt_vring *vr, u16 head)
 {
 	struct revirt_desc_state *st = &vr->state[head];
-	u16 i = head, n;
+	u16 i = head, n = st->ndescs;
 
-	for (n = 0; n < st->ndescs; n++) {
+	/* A chain has at least one descriptor; @i ends on its last. */
+	for (;;) {
 		rv_unmap(vr, &vr->extra[i]);
-		if (n + 1 < st->ndescs)
-			i = vr->extra[i].next;
+		if (!--n)
+			break;
+		i = vr->extra[i].next;
 	}
 	vr->extra[i].next = vr->free_head;
 	vr->free_head = head;
@@ -552,7 +616,7 @@ static void rv_detach(struct revirt_vring *vr, u16 head)
 	if (st->indir) {
 		for (n = 0; n < st->indir_num; n++)
 			rv_unmap(vr, &st->indir_extra[n]);
-		kfree(st->indir);
+		rv_table_put(vr, st->indir, st->indir_num);
 	}
 	st->data = NULL;
 	st->indir = NULL;
@@ -663,7 +727,9 @@ EXPORT_SYMBOL_GPL(revirt_vq_disable_cb);
  * @vq: the virtqueue
  *
  * Return: false if buffers were used meanwhile: the caller must process
- * them (and may disable callbacks again), true otherwise.
+ * them (and may disable callbacks again), true otherwise.  A broken queue
+ * gives no buffer back, so it always returns true there: a caller that
+ * loops until it gets true must not spin on a device that lied.
  */
 bool revirt_vq_enable_cb(struct revirt_virtqueue *vq)
 {
@@ -678,7 +744,7 @@ bool revirt_vq_enable_cb(struct revirt_virtqueue *vq)
 	vring_used_event(&vr->vring) = rv_cpu16(vr, vr->last_used_idx);
 	/* Publish the wish before looking at the used index again. */
 	rv_mb(vr);
-	return !rv_more_used(vr);
+	return READ_ONCE(vr->broken) || !rv_more_used(vr);
 }
 EXPORT_SYMBOL_GPL(revirt_vq_enable_cb);
 
@@ -800,8 +866,9 @@ revirt_vring_create(const struct revirt_vring_config *cfg,
 	unsigned int i;
 	int err = -EINVAL;
 
+	/* The used ring holds 32-bit fields: it is at least 4-byte aligned. */
 	if (!cfg->num || cfg->num > 32768 || !is_power_of_2(cfg->num) ||
-	    !is_power_of_2(cfg->align)) {
+	    !is_power_of_2(cfg->align) || cfg->align < 4) {
 		dev_err(cfg->msg_dev, "revirt: queue %s: invalid size %u or alignment %u\n",
 			name, cfg->num, cfg->align);
 		return ERR_PTR(err);
@@ -815,6 +882,13 @@ revirt_vring_create(const struct revirt_vring_config *cfg,
 	vr->extra = kcalloc(cfg->num, sizeof(*vr->extra), GFP_KERNEL);
 	if (!vr->state || !vr->extra)
 		goto free_arrays;
+	if (cfg->indirect) {
+		vr->max_tables = min_t(unsigned int, cfg->num, RV_TABLES_KEPT);
+		vr->tables = kcalloc(vr->max_tables, sizeof(*vr->tables),
+				     GFP_KERNEL);
+		if (!vr->tables)
+			goto free_arrays;
+	}
 
 	vr->dma_dev = cfg->dma_dev;
 	vr->msg_dev = cfg->msg_dev;
@@ -846,6 +920,7 @@ revirt_vring_create(const struct revirt_vring_config *cfg,
 	return &vr->vq;
 
 free_arrays:
+	kfree(vr->tables);
 	kfree(vr->extra);
 	kfree(vr->state);
 	kfree(vr);
@@ -871,6 +946,9 @@ void revirt_vring_del(struct revirt_virtqueue *vq)
 		while (revirt_vq_detach_unused_buf(vq))
 			;
 	}
+	while (vr->ntables)
+		kfree(vr->tables[--vr->ntables]);
+	kfree(vr->tables);
 	dma_free_coherent(vr->dma_dev, vr->ring_bytes, vr->ring_mem,
 			  vr->ring_dma);
 	kfree(vr->extra);

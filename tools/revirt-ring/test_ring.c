@@ -657,7 +657,7 @@ static void t_invalid_sizes(void)
 	static const struct { unsigned int num, align; } bad[] = {
 		{ 0, 4096 }, { 3, 4096 }, { 6, 64 }, { 32769, 4096 },
 		{ 65536, 4096 }, { 1U << 31, 4096 }, { 8, 0 }, { 8, 3 },
-		{ 8, 100 },
+		{ 8, 100 }, { 8, 1 }, { 8, 2 },
 	};
 	struct revirt_vring_config cfg = {
 		.little_endian = true,
@@ -1224,6 +1224,59 @@ static void t_wrap(void)
 	wrap_test(2, M_EVT | M_IND | M_BE, rounds);
 }
 
+/*
+ * The largest ring, filled to the last descriptor three times: the 16-bit
+ * indices pass 65536 with every descriptor in flight (the used index then
+ * moves by exactly the ring size, the most a device may move it).  The
+ * fourth fill is left on the ring, half of it used and published, and the
+ * device is reset: every buffer comes back once.
+ */
+static void full_wrap(unsigned int mode)
+{
+	const unsigned int num = 32768;
+	struct tq *t = tq_new(num, mode, true);
+	struct sim_dev *d = &t->dev;
+	struct tbuf **b = tmem(num * sizeof(*b));
+	unsigned int fill, i;
+
+	/* One descriptor each: one entry, or two in an indirect table. */
+	for (i = 0; i < num; i++)
+		b[i] = mode & M_IND ? tbuf_new(1, 1, 2) :
+		       i & 1 ? tbuf_new(0, 1, 4) : tbuf_new(1, 0, 4);
+	for (fill = 0; fill < 4; fill++) {
+		for (i = 0; i < num; i++) {
+			tbuf_fill(b[i], (u64)fill * num + i);
+			CHECK_EQ(tq_add(t, b[i]), 0);
+		}
+		CHECK_EQ(t->vq->num_free, 0);
+		CHECK_EQ(tq_add(t, tbuf_new(1, 0, 1)), -ENOSPC);
+		CHECK(revirt_vq_kick(t->vq));
+		if (fill == 3)
+			break;
+		CHECK_EQ(sim_dev_process(d, ~0U), num);
+		for (i = 0; i < num; i++)
+			tq_get_expect(t, b[i]);
+		CHECK_EQ(t->vq->num_free, num);
+	}
+	CHECK_EQ(__virtio16_to_cpu(d->le, d->vr.avail->idx), (u16)(4 * num));
+	CHECK_EQ(__virtio16_to_cpu(d->le, d->vr.used->idx), (u16)(3 * num));
+	/* Half used and published, one taken back, then the reset. */
+	CHECK_EQ(sim_dev_process(d, num / 2), num / 2);
+	tq_get_expect(t, b[0]);
+	CHECK_EQ(detach_all(t, b, num), num - 1);
+	tq_del(t);
+}
+
+static void t_full_wrap_max(void)
+{
+	if (quick) {
+		full_wrap(0);
+		return;
+	}
+	full_wrap(M_EVT);
+	full_wrap(M_IND | M_EVT | M_BE);
+}
+
 /* ---- reset, detach and delete ------------------------------------------ */
 
 static void t_detach_after_reset(void)
@@ -1421,6 +1474,7 @@ static void t_indirect_alloc_failure(void)
 	for (mode = 0; mode < M_ALL; mode++) {
 		struct tq *t;
 		struct tbuf *b, *fill[8];
+		unsigned long allocs;
 		long kmallocs;
 
 		if (!(mode & M_IND))
@@ -1443,12 +1497,20 @@ static void t_indirect_alloc_failure(void)
 
 		/* And with the table it is one descriptor again. */
 		round_trip(t, b);
+		/* The small table is kept: the next one costs no allocation. */
+		CHECK_EQ(shim.kmalloc_live, kmallocs + 1);
+		allocs = shim.alloc_calls;
+		round_trip(t, b);
+		CHECK_EQ(shim.alloc_calls, allocs);
 
-		/* No room for the fallback: -ENOMEM, nothing mapped. */
+		/*
+		 * No room for the fallback: -ENOMEM, nothing mapped.  A table
+		 * of six entries is too big to be kept, so it is allocated.
+		 */
 		for (k = 0; k < 6; k++)
 			CHECK_EQ(tq_add(t, fill[k] = tbuf_new(0, 1, 4)), 0);
 		shim_fail_alloc_nth(1);
-		CHECK_EQ(tq_add(t, b), -ENOMEM);
+		CHECK_EQ(tq_add(t, tbuf_new2(3, 2, 3, 2, 8)), -ENOMEM);
 		CHECK_EQ(shim.maps_live, 6);
 		CHECK_EQ(t->vq->num_free, 2);
 		CHECK_EQ(tq_add(t, b), 0);
@@ -1458,6 +1520,52 @@ static void t_indirect_alloc_failure(void)
 		for (k = 0; k < 6; k++)
 			tq_get_expect(t, fill[k]);
 		tq_get_expect(t, b);
+		tq_del(t);
+	}
+}
+
+/*
+ * Small indirect tables are kept for reuse, as many as the ring has
+ * descriptors but at most 256; bigger ones are freed at once, and
+ * deleting the queue frees what is kept (the harness checks that nothing
+ * leaks).
+ */
+static void t_indirect_tables_kept(void)
+{
+	unsigned int mode, i, round;
+
+	for (mode = 0; mode < M_ALL; mode++) {
+		const unsigned int n = 300;
+		struct tbuf **b = tmem(n * sizeof(*b)), *big;
+		unsigned long allocs;
+		long kmallocs;
+		struct tq *t;
+
+		if (!(mode & M_IND))
+			continue;
+		t = tq_new(512, mode, true);
+		kmallocs = shim.kmalloc_live;
+		for (i = 0; i < n; i++)
+			b[i] = tbuf_new(1 + i % 3, 1, 4);	/* 2 to 4 entries */
+		for (round = 0; round < 2; round++) {
+			allocs = shim.alloc_calls;
+			for (i = 0; i < n; i++)
+				CHECK_EQ(tq_add(t, b[i]), 0);
+			/* All allocated the first time, then 256 are kept. */
+			CHECK_EQ(shim.alloc_calls - allocs,
+				 round ? n - 256 : n);
+			CHECK_EQ(t->vq->num_free, 512 - n);
+			CHECK(revirt_vq_kick(t->vq));
+			CHECK_EQ(sim_dev_process(&t->dev, ~0U), n);
+			for (i = 0; i < n; i++)
+				tq_get_expect(t, b[i]);
+			CHECK_EQ(shim.kmalloc_live, kmallocs + 256);
+		}
+		big = tbuf_new2(3, 2, 3, 2, 4);
+		allocs = shim.alloc_calls;
+		round_trip(t, big);
+		CHECK_EQ(shim.alloc_calls - allocs, 1);
+		CHECK_EQ(shim.kmalloc_live, kmallocs + 256);
 		tq_del(t);
 	}
 }
@@ -1538,6 +1646,8 @@ static void check_broken(struct tq *t, const char *want, struct tbuf **b,
 	CHECK_EQ(revirt_vq_add_inbuf(t->vq, x->sgs[1], 1, x, GFP_KERNEL), -EIO);
 	CHECK_EQ(shim.map_calls, maps);
 	CHECK(!revirt_vq_kick(t->vq));
+	/* Nothing to poll for: a driver's enable_cb() loop ends. */
+	CHECK(revirt_vq_enable_cb(t->vq));
 	/* A broken queue runs no callback. */
 	cb = tq_callbacks(t);
 	irqs = t->dev.irqs;
@@ -1799,8 +1909,8 @@ static void t_byte_order(void)
 		raw_eq(&vring_used_event(&d->vr), idx1, 2, "used_event");
 		tq_del(t);
 	}
-	/* On this host a legacy device is little endian. */
-	CHECK(virtio_legacy_is_little_endian());
+	/* The shim runs the ring as on a big-endian CPU (virtio_byteorder.h). */
+	CHECK(!virtio_legacy_is_little_endian());
 }
 
 /* ---- threads ----------------------------------------------------------- */
@@ -2038,6 +2148,8 @@ int main(int argc, char **argv)
 	    list);
 	run("no callback", t_no_callback, filter, list);
 	run("16-bit index wrap", t_wrap, filter, list);
+	run("full ring of 32768 across the index wrap, then reset",
+	    t_full_wrap_max, filter, list);
 	run("detach after reset", t_detach_after_reset, filter, list);
 	run("detach before kick", t_detach_before_kick, filter, list);
 	run("delete with buffers in flight", t_del_with_buffers, filter, list);
@@ -2046,6 +2158,8 @@ int main(int argc, char **argv)
 	    filter, list);
 	run("indirect table allocation failure", t_indirect_alloc_failure,
 	    filter, list);
+	run("indirect tables kept for reuse", t_indirect_tables_kept, filter,
+	    list);
 	run("allocation failure in create", t_create_alloc_failure, filter,
 	    list);
 	run("hardening: used id out of range", t_liar_id_range, filter, list);

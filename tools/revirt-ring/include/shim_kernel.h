@@ -15,6 +15,9 @@
 #include <linux/types.h>
 
 #define noinline		__attribute__((__noinline__))
+#ifndef __always_inline
+#define __always_inline		inline __attribute__((__always_inline__))
+#endif
 #define __printf(a, b)		__attribute__((__format__(printf, a, b)))
 #define likely(x)		__builtin_expect(!!(x), 1)
 #define unlikely(x)		__builtin_expect(!!(x), 0)
@@ -46,6 +49,7 @@ static inline long PTR_ERR(const void *p) { return (long)p; }
 static inline bool IS_ERR(const void *p) { return IS_ERR_VALUE(p); }
 
 #define U16_MAX			((u16)~0U)
+#define min_t(t, a, b)		((t)(a) < (t)(b) ? (t)(a) : (t)(b))
 
 static inline bool is_power_of_2(unsigned long n)
 {
@@ -65,6 +69,7 @@ struct page;
 /* Devices and messages. */
 struct device {
 	const char *name;
+	struct device *parent;
 };
 
 struct va_format {
