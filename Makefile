@@ -3,10 +3,14 @@
 # revirt: out-of-tree build of the modules, and the test entry points.
 #
 #   make                  build the modules against KDIR (Debian 6.1 headers)
-#   make check            run every test (installs what is missing)
+#   make check            run every test on 6.1 and 6.12 (installs what is
+#                         missing); KVER=... for one kernel
 #   make run              boot a VM in which revirt drives its devices
 #   make clean
 
+# "make check" runs on every kernel of scripts/revirt-kernels (Debian 6.1
+# and 6.12); "make check KVER=..." on that one only.
+CHECK_KVERS := $(if $(filter command line,$(origin KVER)),$(KVER))
 KVER ?= $(shell ls -1 /lib/modules 2>/dev/null | grep -E '^6\.1\.0-.*-amd64$$' | sort -V | tail -n 1)
 KDIR ?= /lib/modules/$(KVER)/build
 REVIRT_CONFIG := CONFIG_REVIRT=m CONFIG_REVIRT_PCI=m CONFIG_REVIRT_MMIO=m CONFIG_REVIRT_RNG=m
@@ -23,7 +27,7 @@ modules:
 	$(MAKE) -C $(KDIR) M=$(MODDIR) $(REVIRT_CONFIG) W=1 modules
 
 check: deps
-	scripts/check "$(KVER)"
+	scripts/check $(CHECK_KVERS)
 
 check-ring:
 	$(MAKE) -C tools/revirt-ring check
