@@ -191,3 +191,40 @@ rv_takeover() {
 		rv_pci_take "${_d##*/}" || return 1
 	done
 }
+
+# rv_kmods_load: insmod the kernel's own modules that the initramfs
+# carries (KMODS of scripts/mkinitramfs), in dependency order.
+rv_kmods_load() {
+	[ -f /lib/modules/kernel/order ] || return 0
+	for _f in $(cat /lib/modules/kernel/order); do
+		rv_loaded "${_f%.ko}" && continue
+		insmod "/lib/modules/kernel/$_f" || return 1
+	done
+}
+
+# rv_hwrng_ok NAME: make hwrng NAME current and read it twice (64 bytes,
+# not all zero, the two reads differ); prints the reason and fails
+# otherwise.
+rv_hwrng_ok() {
+	echo "$1" >$RV_HWRNG/rng_current || return 1
+	_cur=$(cat $RV_HWRNG/rng_current)
+	if [ "$_cur" != "$1" ]; then
+		echo "rng_current is '$_cur', not $1"
+		return 1
+	fi
+	_a=$(rv_read_hex /dev/hwrng 64)
+	_b=$(rv_read_hex /dev/hwrng 64)
+	if [ ${#_a} -ne 128 ] || [ ${#_b} -ne 128 ]; then
+		echo "$1: short read (${#_a}/2, ${#_b}/2 bytes)"
+		return 1
+	fi
+	case $_a in *[1-9a-f]*) ;; *)
+		echo "$1: all zero"
+		return 1
+		;;
+	esac
+	if [ "$_a" = "$_b" ]; then
+		echo "$1: two reads returned the same data"
+		return 1
+	fi
+}
