@@ -5,6 +5,8 @@
 #   make                  build the modules against KDIR (Debian 6.1 headers)
 #   make check            run every test on 6.1 and 6.12 (installs what is
 #                         missing); KVER=... for one kernel
+#   make check-intree     build a 6.1 kernel with revirt in its tree, =y and
+#                         =m, and run the unbind/bind tests on each
 #   make run              boot a VM in which revirt drives its devices
 #   make clean
 
@@ -16,7 +18,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 REVIRT_CONFIG := CONFIG_REVIRT=m CONFIG_REVIRT_PCI=m CONFIG_REVIRT_MMIO=m CONFIG_REVIRT_RNG=m
 MODDIR := $(CURDIR)/drivers/revirt
 
-.PHONY: all modules deps check check-ring run clean
+.PHONY: all modules deps check check-ring check-intree run clean
 
 all: modules
 
@@ -31,6 +33,10 @@ check: deps
 
 check-ring:
 	$(MAKE) -C tools/revirt-ring check
+
+# revirt in a linux-source-6.1 tree, =y and =m (minutes: not in "check")
+check-intree: deps
+	scripts/revirt-intree
 
 run: deps modules
 	scripts/revirt-run "$(KVER)" $(MODDIR)
