@@ -3,7 +3,10 @@
 # revirt: out-of-tree build of the modules, and the test entry points.
 #
 #   make                  build the modules against KDIR (Debian 6.1 headers)
-#   make check            run every test (installs what is missing)
+#   make check            run every test on 6.1 and 6.12 (installs what is
+#                         missing); KVER=... for one kernel
+#   make check-intree     build a 6.1 kernel with revirt in its tree, =y and
+#                         =m, and run the unbind/bind tests on each
 #   make check-debug      the suite on a debug kernel built here (KASAN,
 #                         lockdep, kmemleak, DMA-API debug, UBSAN)
 #   make run              boot a VM in which revirt drives its devices
@@ -12,13 +15,16 @@
 #                         side (not a test; see Documentation/revirt/performance.rst)
 #   make clean
 
+# "make check" runs on every kernel of scripts/revirt-kernels (Debian 6.1
+# and 6.12); "make check KVER=..." on that one only.
+CHECK_KVERS := $(if $(filter command line,$(origin KVER)),$(KVER))
 KVER ?= $(shell ls -1 /lib/modules 2>/dev/null | grep -E '^6\.1\.0-.*-amd64$$' | sort -V | tail -n 1)
 KDIR ?= /lib/modules/$(KVER)/build
 REVIRT_CONFIG := CONFIG_REVIRT=m CONFIG_REVIRT_PCI=m CONFIG_REVIRT_MMIO=m CONFIG_REVIRT_RNG=m \
 		 CONFIG_REVIRT_SIM=m CONFIG_REVIRT_BLK=m
 MODDIR := $(CURDIR)/drivers/revirt
 
-.PHONY: all modules deps check check-ring check-debug run bench bench-ring clean
+.PHONY: all modules deps check check-ring check-debug check-intree run bench bench-ring clean
 
 all: modules
 
@@ -29,7 +35,7 @@ modules:
 	$(MAKE) -C $(KDIR) M=$(MODDIR) $(REVIRT_CONFIG) W=1 modules
 
 check: deps
-	scripts/check "$(KVER)"
+	scripts/check $(CHECK_KVERS)
 
 check-ring:
 	$(MAKE) -C tools/revirt-ring check
@@ -39,6 +45,10 @@ check-debug: deps
 
 bench-ring: deps
 	$(MAKE) -C tools/revirt-ring bench
+
+# revirt in a linux-source-6.1 tree, =y and =m (minutes: not in "check")
+check-intree: deps
+	scripts/revirt-intree
 
 run: deps modules
 	scripts/revirt-run "$(KVER)" $(MODDIR)

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * revirt: what differs between the kernel versions revirt builds against.
+ * The differences between the kernels revirt builds for (6.1 and 6.12).
  *
- * Every kernel-version difference lives here, behind a small inline
- * helper, so that the drivers carry no #if.  Today: Debian's 6.1.  The
- * block layer moved the queue limits into blk_mq_alloc_disk() (6.9) and
- * the write cache flags into the limits (6.11); a block driver therefore
+ * Every test of LINUX_VERSION_CODE in revirt is in this file; the code
+ * uses what it defines and has no #if of its own.  Each helper says which
+ * kernel changed the interface it hides.
+ *
+ * The block layer moved the queue limits into blk_mq_alloc_disk() (6.9)
+ * and the write cache flags into the limits (6.11): a block driver
  * describes its queue in struct revirt_blk_limits and lets
  * revirt_blk_alloc_disk() apply it the way the kernel wants.
  */
@@ -14,6 +16,10 @@
 
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
+#include <linux/build_bug.h>
+#include <linux/device.h>
+#include <linux/platform_device.h>
+#include <linux/version.h>
 
 /**
  * struct revirt_blk_limits - the queue limits a revirt block driver sets
@@ -123,6 +129,46 @@ revirt_blk_alloc_disk(struct blk_mq_tag_set *set,
 	return blk_mq_alloc_disk(set, &ql, queuedata);
 }
 
+#endif /* BLK_FEAT_WRITE_CACHE */
+
+/*
+ * struct bus_type: match() takes a const driver since 6.11, uevent() a
+ * const device since 6.3.  The bus core writes both callbacks with these
+ * qualifiers; the code of the callbacks reads through them only.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+#define REVIRT_BUS_MATCH_CONST const
+#else
+#define REVIRT_BUS_MATCH_CONST
+#endif
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#define REVIRT_BUS_UEVENT_CONST const
+#else
+#define REVIRT_BUS_UEVENT_CONST
+#endif
+
+/*
+ * struct platform_driver: remove() returns void since 6.11 (before, it
+ * returned an int that the platform bus ignored).  A transport writes
+ * void prefix_remove() and DEFINE_REVIRT_PLATFORM_REMOVE(prefix); then
+ * uses prefix_platform_remove as its .remove.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+#define DEFINE_REVIRT_PLATFORM_REMOVE(prefix)				\
+static void prefix##_platform_remove(struct platform_device *pdev)	\
+{									\
+	prefix##_remove(pdev);						\
+}									\
+static_assert(true)
+#else
+#define DEFINE_REVIRT_PLATFORM_REMOVE(prefix)				\
+static int prefix##_platform_remove(struct platform_device *pdev)	\
+{									\
+	prefix##_remove(pdev);						\
+	return 0;							\
+}									\
+static_assert(true)
 #endif
 
 #endif /* _REVIRT_COMPAT_H */

@@ -21,6 +21,7 @@
 #include <linux/workqueue.h>
 #include <uapi/linux/virtio_ring.h>
 
+#include "revirt_compat.h"
 #include "revirt_internal.h"
 
 static DEFINE_IDA(revirt_index_ida);
@@ -502,10 +503,13 @@ static bool revirt_id_matches(const struct revirt_device_id *id,
 	return id->vendor == REVIRT_DEV_ANY_ID || id->vendor == vdev->id.vendor;
 }
 
-static int revirt_dev_match(struct device *dev, struct device_driver *drv)
+static int revirt_dev_match(struct device *dev,
+			    REVIRT_BUS_MATCH_CONST struct device_driver *drv)
 {
-	const struct revirt_device_id *id = drv_to_revirt(drv)->id_table;
-	struct revirt_device *vdev = dev_to_revirt(dev);
+	const struct revirt_driver *rdrv =
+		container_of(drv, struct revirt_driver, driver);
+	const struct revirt_device_id *id = rdrv->id_table;
+	const struct revirt_device *vdev = dev_to_revirt(dev);
 
 	for (; id && id->device; id++)
 		if (revirt_id_matches(id, vdev))
@@ -513,9 +517,11 @@ static int revirt_dev_match(struct device *dev, struct device_driver *drv)
 	return 0;
 }
 
-static int revirt_dev_uevent(struct device *dev, struct kobj_uevent_env *env)
+static int revirt_dev_uevent(REVIRT_BUS_UEVENT_CONST struct device *dev,
+			     struct kobj_uevent_env *env)
 {
-	struct revirt_device *vdev = dev_to_revirt(dev);
+	const struct revirt_device *vdev =
+		container_of(dev, struct revirt_device, dev);
 
 	return add_uevent_var(env, "MODALIAS=revirt:d%08Xv%08X",
 			      vdev->id.device, vdev->id.vendor);

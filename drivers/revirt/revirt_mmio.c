@@ -41,6 +41,8 @@
 #include <uapi/linux/virtio_mmio.h>
 #include <uapi/linux/virtio_ring.h>
 
+#include "revirt_compat.h"
+
 #define REVIRT_MMIO_MAGIC	0x74726976	/* "virt" */
 #define REVIRT_MMIO_MAX_QUEUE	1024
 #define REVIRT_MMIO_MAX_PARAM_DEVICES	8
@@ -448,13 +450,14 @@ static int rvm_probe(struct platform_device *pdev)
 	return 0;
 }
 
-static int rvm_remove(struct platform_device *pdev)
+static void rvm_remove(struct platform_device *pdev)
 {
 	struct revirt_mmio_device *rvm = platform_get_drvdata(pdev);
 
 	revirt_unregister_device(&rvm->vdev);
-	return 0;
 }
+
+DEFINE_REVIRT_PLATFORM_REMOVE(rvm);
 
 static const struct of_device_id rvm_of_ids[] = {
 	{ .compatible = "virtio,mmio" },
@@ -468,7 +471,7 @@ static const struct acpi_device_id rvm_acpi_ids[] = {
 
 static struct platform_driver rvm_driver = {
 	.probe = rvm_probe,
-	.remove = rvm_remove,
+	.remove = rvm_platform_remove,
 	.driver = {
 		.name = "revirt-mmio",
 		.of_match_table = rvm_of_ids,
@@ -561,14 +564,15 @@ static void rvm_unregister_param_devs(void)
 static int rvm_register_param_devs(void)
 {
 	struct platform_device *pdev;
-	struct resource res[2];
 	unsigned int i;
 
 	for (i = 0; i < rvm_param_count; i++) {
 		struct rvm_param_dev *pd = &rvm_param_devs[i];
+		struct resource res[] = {
+			DEFINE_RES_MEM(pd->base, pd->size),
+			DEFINE_RES_IRQ(pd->irq),
+		};
 
-		res[0] = (struct resource)DEFINE_RES_MEM(pd->base, pd->size);
-		res[1] = (struct resource)DEFINE_RES_IRQ(pd->irq);
 		pdev = platform_device_register_resndata(NULL, "revirt-mmio",
 							 PLATFORM_DEVID_AUTO,
 							 res, ARRAY_SIZE(res),

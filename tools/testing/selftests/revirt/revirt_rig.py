@@ -252,6 +252,17 @@ class Env:
         self.initrd_modules = set(initrd_modules)   # revirt *.ko names
         self._rig = None
 
+    def builtin(self, kmod):
+        """True if the kernel under test builds kmod (e.g. "virtio_pci")
+        in, as Debian's 6.12 does; from modules.builtin."""
+        path = "/lib/modules/%s/modules.builtin" % self.kver
+        try:
+            with open(path) as f:
+                names = {os.path.basename(l.strip())[:-3] for l in f}
+        except OSError:
+            return False
+        return kmod in names
+
     def missing(self, names=MODULES):
         """Modules a test needs that the initramfs does not carry."""
         return [n for n in names if n not in self.initrd_modules]

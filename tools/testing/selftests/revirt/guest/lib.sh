@@ -167,4 +167,90 @@ rv_live_objects() {
 			mine = $0 ~ /\[revirt|0xffffffffc0/
 		}
 		END { flush(); print total + 0 }'
+
+# ---- handing PCI devices between the kernel's virtio-pci and revirt-pci
+# (Documentation/revirt/takeover.rst)
+
+RV_PCI=/sys/bus/pci
+
+# rv_pci_driver ADDR: the driver bound to PCI device ADDR, or "-".
+rv_pci_driver() {
+	if [ -e "$RV_PCI/devices/$1/driver" ]; then
+		_drv=$(readlink -f "$RV_PCI/devices/$1/driver")
+		echo "${_drv##*/}"
+	else
+		echo -
+	fi
+}
+
+# rv_pci_unbind ADDR: unbind PCI device ADDR from its driver, if any.
+rv_pci_unbind() {
+	[ -e "$RV_PCI/devices/$1/driver" ] || return 0
+	echo "$1" >"$RV_PCI/devices/$1/driver/unbind"
+}
+
+# rv_pci_take ADDR: hand PCI device ADDR to revirt-pci: unbind it, write
+# revirt-pci to driver_override, bind it (now if revirt_pci is loaded,
+# else when it loads).
+rv_pci_take() {
+	rv_pci_unbind "$1" || return 1
+	echo revirt-pci >"$RV_PCI/devices/$1/driver_override" || return 1
+	[ -d "$RV_PCI/drivers/revirt-pci" ] || return 0
+	echo "$1" >"$RV_PCI/drivers/revirt-pci/bind"
+}
+
+# rv_pci_give_back ADDR: unbind PCI device ADDR from revirt-pci, clear
+# driver_override, bind the kernel's virtio-pci.
+rv_pci_give_back() {
+	rv_pci_unbind "$1" || return 1
+	echo >"$RV_PCI/devices/$1/driver_override" || return 1
+	echo "$1" >"$RV_PCI/drivers/virtio-pci/bind"
+}
+
+# rv_takeover: run by init before the tests.  A kernel whose virtio-pci
+# is built in (Debian's 6.12) has bound every virtio PCI device at boot;
+# take each over for revirt-pci, so that the tests find them as on a
+# kernel whose virtio-pci is a module nobody loaded (6.1).
+rv_takeover() {
+	for _d in "$RV_PCI"/devices/*; do
+		[ "$(rv_pci_driver "${_d##*/}")" = virtio-pci ] || continue
+		rv_pci_take "${_d##*/}" || return 1
+	done
+}
+
+# rv_kmods_load: insmod the kernel's own modules that the initramfs
+# carries (KMODS of scripts/mkinitramfs), in dependency order.
+rv_kmods_load() {
+	[ -f /lib/modules/kernel/order ] || return 0
+	for _f in $(cat /lib/modules/kernel/order); do
+		rv_loaded "${_f%.ko}" && continue
+		insmod "/lib/modules/kernel/$_f" || return 1
+	done
+}
+
+# rv_hwrng_ok NAME: make hwrng NAME current and read it twice (64 bytes,
+# not all zero, the two reads differ); prints the reason and fails
+# otherwise.
+rv_hwrng_ok() {
+	echo "$1" >$RV_HWRNG/rng_current || return 1
+	_cur=$(cat $RV_HWRNG/rng_current)
+	if [ "$_cur" != "$1" ]; then
+		echo "rng_current is '$_cur', not $1"
+		return 1
+	fi
+	_a=$(rv_read_hex /dev/hwrng 64)
+	_b=$(rv_read_hex /dev/hwrng 64)
+	if [ ${#_a} -ne 128 ] || [ ${#_b} -ne 128 ]; then
+		echo "$1: short read (${#_a}/2, ${#_b}/2 bytes)"
+		return 1
+	fi
+	case $_a in *[1-9a-f]*) ;; *)
+		echo "$1: all zero"
+		return 1
+		;;
+	esac
+	if [ "$_a" = "$_b" ]; then
+		echo "$1: two reads returned the same data"
+		return 1
+	fi
 }
