@@ -879,7 +879,7 @@ static int sim_blk_init(struct revirt_sim *sim, unsigned int nr)
 	sim->config.seg_max = __cpu_to_virtio32(true, SIM_BLK_QUEUE_SIZE - 2);
 	sim->config.blk_size = __cpu_to_virtio32(true, SIM_SECTOR_SIZE);
 	sim->config_len = sizeof(sim->config);
-	snprintf(sim->serial, sizeof(sim->serial), "revirt-sim-%u", nr);
+	snprintf(sim->serial, sizeof(sim->serial), "rvsim-%u", nr);
 	return 0;
 }
 
