@@ -167,6 +167,7 @@ rv_live_objects() {
 			mine = $0 ~ /\[revirt|0xffffffffc0/
 		}
 		END { flush(); print total + 0 }'
+}
 
 # ---- handing PCI devices between the kernel's virtio-pci and revirt-pci
 # (Documentation/revirt/takeover.rst)
