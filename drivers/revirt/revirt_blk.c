@@ -94,6 +94,8 @@ struct rvblk_vq {
  * @little_endian: the device's byte order for headers and config
  * @stopped: the stop path ran; the queues take no request any more
  * @dead: the device did not come back from a reset: requests fail at once
+ * @removing: remove runs; a timeout stops the device instead of a reset
+ * @stop_lock: one stop path at a time (remove, a timeout during remove)
  * @geo: geometry for HDIO_GETGEO, read at probe
  */
 struct rvblk {
@@ -106,6 +108,8 @@ struct rvblk {
 	bool little_endian;
 	bool stopped;
 	bool dead;
+	bool removing;
+	struct mutex stop_lock;		/* rvblk_stop() */
 	struct hd_geometry geo;
 };
 
@@ -490,23 +494,6 @@ static void rvblk_done(struct revirt_virtqueue *vq)
 		blk_mq_start_stopped_hw_queues(vblk->disk->queue, true);
 }
 
-static enum blk_eh_timer_return rvblk_timeout(struct request *req)
-{
-	struct rvblk *vblk = req->q->queuedata;
-
-	/*
-	 * The device still owns the buffer; only a reset gives it back.  The
-	 * core runs it (rvblk_reinit()), which requeues the request, or
-	 * fails it if the device does not come back.  Timeouts of other
-	 * requests until then are merged into the same reset.
-	 */
-	dev_warn_ratelimited(disk_to_dev(vblk->disk),
-			     "request %d (op 0x%x) gets no answer from the device: resetting it\n",
-			     req->tag, req->cmd_flags & REQ_OP_MASK);
-	revirt_schedule_reset(vblk->vdev);
-	return BLK_EH_RESET_TIMER;
-}
-
 /* ---- the stop path ----------------------------------------------------- */
 
 /* Requests the device never saw again go back to the block layer. */
@@ -559,17 +546,24 @@ static void rvblk_reclaim(struct rvblk *vblk, blk_status_t unused)
 
 /*
  * Quiesce, reset, reclaim: afterwards the device touches no buffer, no
- * request is on a ring and none is dispatched.  The queues stay quiesced;
- * the caller unquiesces (to let new requests fail, or after a restart).
+ * request is on a ring, and new requests fail at once.  Runs once: remove
+ * and a timeout during remove may both ask for it.
  */
 static void rvblk_stop(struct rvblk *vblk, blk_status_t unused)
 {
-	blk_mq_quiesce_queue(vblk->disk->queue);
-	revirt_reset_device(vblk->vdev);
-	rvblk_reclaim(vblk, unused);
-	/* A queue stopped on a full ring waits for no completion any more. */
-	blk_mq_start_stopped_hw_queues(vblk->disk->queue, true);
-	vblk->stopped = true;
+	struct request_queue *q = vblk->disk->queue;
+
+	mutex_lock(&vblk->stop_lock);
+	if (!vblk->stopped) {
+		blk_mq_quiesce_queue(q);
+		revirt_reset_device(vblk->vdev);
+		rvblk_reclaim(vblk, unused);
+		/* A queue stopped on a full ring waits for nothing any more. */
+		blk_mq_start_stopped_hw_queues(q, true);
+		vblk->stopped = true;
+		blk_mq_unquiesce_queue(q);
+	}
+	mutex_unlock(&vblk->stop_lock);
 }
 
 /* Nothing in flight will complete on a device that gave up. */
@@ -585,6 +579,35 @@ static bool rvblk_device_failed(struct rvblk *vblk)
 		if (revirt_vq_is_broken(vblk->vqs[i].vq))
 			return true;
 	return false;
+}
+
+static enum blk_eh_timer_return rvblk_timeout(struct request *req)
+{
+	struct rvblk *vblk = req->q->queuedata;
+
+	/*
+	 * Remove holds the device lock, so no reset can run: a device silent
+	 * then would keep del_gendisk() waiting.  Stop it here instead; the
+	 * requests in flight fail.
+	 */
+	if (READ_ONCE(vblk->removing)) {
+		dev_warn(disk_to_dev(vblk->disk),
+			 "request %d gets no answer while the disk is removed: stopping the device\n",
+			 req->tag);
+		rvblk_stop(vblk, BLK_STS_IOERR);
+		return BLK_EH_DONE;
+	}
+	/*
+	 * The device still owns the buffer; only a reset gives it back.  The
+	 * core runs it (rvblk_reinit()), which requeues the request, or
+	 * fails it if the device does not come back.  Timeouts of other
+	 * requests until then are merged into the same reset.
+	 */
+	dev_warn_ratelimited(disk_to_dev(vblk->disk),
+			     "request %d (op 0x%x) gets no answer from the device: resetting it\n",
+			     req->tag, req->cmd_flags & REQ_OP_MASK);
+	revirt_schedule_reset(vblk->vdev);
+	return BLK_EH_RESET_TIMER;
 }
 
 /* ---- blk-mq and block device operations -------------------------------- */
@@ -965,6 +988,7 @@ static int rvblk_probe(struct revirt_device *vdev)
 	}
 	vblk->vdev = vdev;
 	vblk->index = index;
+	mutex_init(&vblk->stop_lock);
 	vblk->little_endian = revirt_is_little_endian(vdev);
 	vdev->priv = vblk;
 
@@ -991,7 +1015,6 @@ static int rvblk_probe(struct revirt_device *vdev)
 
 reset_device:
 	rvblk_stop(vblk, BLK_STS_IOERR);
-	blk_mq_unquiesce_queue(vblk->disk->queue);
 	put_disk(vblk->disk);
 free_tag_set:
 	blk_mq_free_tag_set(&vblk->tag_set);
@@ -1084,6 +1107,7 @@ static void rvblk_remove(struct revirt_device *vdev)
 	struct gendisk *disk = vblk->disk;
 	bool failed = rvblk_device_failed(vblk);
 
+	WRITE_ONCE(vblk->removing, true);
 	/*
 	 * The core stopped config changes.  A failed device answers nothing:
 	 * stop it first, so that del_gendisk() sees every request fail.
@@ -1092,15 +1116,11 @@ static void rvblk_remove(struct revirt_device *vdev)
 		dev_warn(&vdev->dev, "%s: the device failed; requests in flight end with an error\n",
 			 disk->disk_name);
 		rvblk_stop(vblk, BLK_STS_IOERR);
-		blk_mq_unquiesce_queue(disk->queue);
 	}
 	/* Unregister: dirty data is written, every request finishes. */
 	del_gendisk(disk);
-	/* Reset and reclaim: nothing is left on the rings any more. */
-	if (!failed) {
-		rvblk_stop(vblk, BLK_STS_IOERR);
-		blk_mq_unquiesce_queue(disk->queue);
-	}
+	/* Reset and reclaim (unless done): nothing is left on the rings. */
+	rvblk_stop(vblk, BLK_STS_IOERR);
 	rvblk_del_vqs(vblk);
 	blk_mq_free_tag_set(&vblk->tag_set);
 	vblk->vdev = NULL;
