@@ -328,7 +328,7 @@ def check_full_ring(ktap, bvm):
     rc, out = bvm.sh("r=$(rvb_rv data) || exit 1\n"
                      "d=$(rvb_dev data)\n"
                      "n=$(cat $RV_BUS/devices/$r/resets)\n"
-                     "timeout 120 rvblk-io bench /dev/$d read 131072 32 400 >/tmp/b.out 2>&1 &\n"
+                     "timeout 150 rvblk-io bench /dev/$d read 131072 32 40000 >/tmp/b.out 2>&1 &\n"
                      "b=$!\n"
                      "sleep 1\n"
                      "echo 1 > /sys/module/revirt_blk/parameters/malformed_requests\n"
@@ -343,7 +343,7 @@ def check_full_ring(ktap, bvm):
     m = re.search(r"resets=(\d+)/(\d+)", out)
     ktap.ok("blkdrv: full ring: a device failing under a full ring is reset, its requests are "
             "requeued and the I/O completes without an error",
-            rc == 0 and "bench=0" in out and "ios 400 " in out and "I/O error" not in out
+            rc == 0 and "bench=0" in out and "ios 40000 " in out and "I/O error" not in out
             and "status=0x0f" in out and m and int(m.group(2)) > int(m.group(1))
             and out.split()[-1] == "1", out)
 
