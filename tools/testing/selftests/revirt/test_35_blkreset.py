@@ -126,6 +126,15 @@ def writer_ok(out, jobs=STAMP_JOBS):
             and "check=0" in out)
 
 
+def summary(out):
+    """One diagnostic line: the run's numbers."""
+    writes = sum(int(w) for w in re.findall(r" writes (\d+) ", out))
+    lat = max([int(v) for v in re.findall(r"maxlat_us (\d+)", out)] or [0])
+    took = re.search(r"took_ms=(\d+)", out)
+    return "writes %d, longest write %.1f ms%s" % (
+        writes, lat / 1000.0, ", resets took %s ms" % took.group(1) if took else "")
+
+
 def resets_of(out, tag="resets"):
     m = re.search(r"%s=(\d+)/(\d+)" % tag, out)
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
@@ -211,7 +220,7 @@ def check_resets(ktap, bvm):
         "stamp_start $d 0 %d\n"
         "i=0; fail=0\n"
         "while [ $i -lt %d ]; do\n"
-        "  usleep $((RANDOM %% 300000))\n"
+        "  usleep $((RANDOM %% 100 * 1000))\n"
         "  echo 1 > $RV_BUS/devices/$r/reset || fail=$((fail + 1))\n"
         "  i=$((i + 1))\n"
         "done\n"
@@ -221,6 +230,7 @@ def check_resets(ktap, bvm):
         "echo gone=$(dmesg | grep -c 'did not come back')"
         % (STAMP_BLOCKS, RESETS), timeout=900)
     m1 = bvm.mark()
+    ktap.diag("reset run: " + summary(out))
     a, b = resets_of(out)
     m = re.search(r"same=(\S+) was=(\S+)", out)
     ktap.ok("blkreset: %d resets under the stamping writer: 0 errors, every acknowledged block "
@@ -239,6 +249,7 @@ def check_resets(ktap, bvm):
 
 def check_needs_reset_qemu(ktap, bvm):
     """(3) DEVICE_NEEDS_RESET raised by QEMU under the writer."""
+    m0 = bvm.mark()
     rc, out = bvm.sh(
         "d=$(rvb_dev rs) && r=$(rvb_rv rs) || exit 1\n"
         "n=$(rvb_resets $r)\n"
@@ -252,6 +263,7 @@ def check_needs_reset_qemu(ktap, bvm):
         "echo resets=$n/$(rvb_resets $r) status=$(cat $RV_BUS/devices/$r/status) same=$(rvb_dev rs)/$d\n"
         "stamp_stop $d\n"
         "echo recovered=$(dmesg | grep -c 'needs a reset')", timeout=600)
+    seq = collapse(bvm.writes_of("rs", m0, bvm.mark()))
     a, b = resets_of(out)
     m = re.search(r"same=(\S+)/(\S+)", out)
     ktap.ok("blkreset: DEVICE_NEEDS_RESET from QEMU 3 times under the writer: recovered by itself, "
@@ -264,6 +276,8 @@ def check_needs_reset_qemu(ktap, bvm):
     except OSError:
         qerr = ""
     state = stamp_state(out) if writer_ok(out) else []
+    ktap.ok("blkreset: the host traces the 3 recoveries of rs back to DRIVER_OK",
+            host_resets(seq) >= 3, "status writes: %s" % hx(seq[:40]))
     ktap.ok("blkreset: QEMU reported the malformed rings", qerr.count("Guest says index") >= 3,
             qerr[-800:])
     return state
@@ -308,7 +322,7 @@ def check_fs(ktap, bvm):
         "  done; echo files=$i ) >/tmp/fs.out 2>&1 &\n"
         "w=$!\n"
         "n=$(rvb_resets $r); sleep 1\n"
-        "k=0; while [ $k -lt %d ]; do usleep $((RANDOM %% 300000)); "
+        "k=0; while [ $k -lt %d ]; do usleep $((RANDOM %% 300 * 1000)); "
         "echo 1 > $RV_BUS/devices/$r/reset; k=$((k + 1)); done\n"
         "touch /tmp/stop; wait $w; cat /tmp/fs.out\n"
         "echo resets=$n/$(rvb_resets $r)\n"
@@ -407,6 +421,7 @@ def check_dead(ktap, bvm):
         "echo 0 > $K/hold; echo 0 > $K/reset_hang\n"
         "rmmod revirt_sim; echo rmsim_rc=$?", timeout=300)
     ms = {k: int(v) for k, v in re.findall(r"(\w+_ms)=(\d+)", out)}
+    ktap.diag("dead disk: " + ", ".join("%s %d" % kv for kv in sorted(ms.items())))
     ktap.ok("blkreset: hold + reset_hang: the request fails with an I/O error after the bound "
             "and the disk is reported dead",
             "dd_ms" in ms and ms["dd_ms"] < 30000 and re.search(r"error|Input/output", out)
