@@ -1044,6 +1044,16 @@ static void rvblk_del_vqs(struct rvblk *vblk)
 	vblk->nvqs = 0;
 }
 
+/* A device may come back from a reset with another size. */
+static void rvblk_recheck_capacity(struct rvblk *vblk)
+{
+	unsigned int lbs = queue_logical_block_size(vblk->disk->queue);
+	sector_t cap = round_down(rvblk_capacity(vblk), lbs >> SECTOR_SHIFT);
+
+	if (cap != get_capacity(vblk->disk))
+		rvblk_update_capacity(vblk, true);
+}
+
 /* Negotiate again and set up the queues the features now give. */
 static int rvblk_restart(struct rvblk *vblk)
 {
@@ -1057,6 +1067,7 @@ static int rvblk_restart(struct rvblk *vblk)
 		revirt_add_status(vblk->vdev, VIRTIO_CONFIG_S_FAILED);
 		return err;
 	}
+	rvblk_recheck_capacity(vblk);
 	revirt_device_ready(vblk->vdev);
 	return 0;
 }
