@@ -12,7 +12,10 @@ block device of revirt_sim:
        turning VIRTIO_BLK_F_MQ off and on
   fs   an ext4 image made on the host (mkfs.ext4), mounted in the guest,
        files written with fsync across 20 resets
-  sim  revirt_sim's disk: DEVICE_NEEDS_RESET under I/O, a device that
+  sim  revirt_sim's disk: 50 resets while it holds the requests it got
+       (QEMU's device answers everything before its reset completes, so
+       only these find requests in flight to requeue every time),
+       DEVICE_NEEDS_RESET under I/O, a device that
        holds its requests (the blk-mq timeout resets it) and one whose
        reset hangs too (the disk goes dead, requests fail, nothing hangs,
        unbind and rmmod work)
@@ -36,6 +39,7 @@ from revirt_vm import VMError
 MODULES = ["revirt", "revirt_pci", "revirt_blk", "revirt_sim"]
 MiB = 1 << 20
 RESETS = 100
+SIM_RESETS = 50
 FS_RESETS = 20
 STAMP_BLOCKS = 512
 STAMP_JOBS = 4
@@ -365,6 +369,42 @@ def check_needs_reset_sim(ktap, bvm):
             and m and m.group(1) == m.group(2), out)
 
 
+def check_resets_sim(ktap, bvm):
+    """(1) again on revirt_sim's disk, each reset while the device holds
+    the requests it got (the hold knob): QEMU's device, and revirt_sim's
+    without hold, answer what they have before a reset completes, so
+    only this makes every reset find requests in flight, which must be
+    requeued, not failed."""
+    rc, out = bvm.sh(
+        "d=$(rvb_sim) || exit 1\n"
+        "r=$(basename $(readlink -f /sys/block/$d/device))\n"
+        "K=/sys/kernel/debug/revirt_sim/$r\n"
+        "n=$(rvb_resets $r); t0=$(now_ms)\n"
+        "stamp_start $d 1024 512\n"
+        "i=0; fail=0; held=0\n"
+        "while [ $i -lt %d ]; do\n"
+        "  echo 1 > $K/hold\n"
+        "  usleep $((RANDOM %% 50 * 1000 + 5000))\n"
+        "  h=$(cat $K/in_flight); [ \"$h\" -gt 0 ] 2>/dev/null && held=$((held + 1))\n"
+        "  echo 1 > $RV_BUS/devices/$r/reset || fail=$((fail + 1))\n"
+        "  echo 0 > $K/hold\n"
+        "  usleep $((RANDOM %% 50 * 1000))\n"
+        "  i=$((i + 1))\n"
+        "done\n"
+        "echo held=$held\n"
+        "echo resets=$n/$(rvb_resets $r) failed=$fail took_ms=$(($(now_ms) - t0))\n"
+        "stamp_stop $d\n"
+        "echo same=$(rvb_sim)/$d" % SIM_RESETS, timeout=600)
+    ktap.diag("sim reset run: " + summary(out))
+    a, b = resets_of(out)
+    m = re.search(r"same=(\S+)/(\S+)", out)
+    ktap.ok("blkreset: %d resets of revirt_sim's disk holding requests in flight, under the "
+            "stamping writer: 0 errors, every acknowledged block reads back right" % SIM_RESETS,
+            rc == 0 and writer_ok(out) and b - a >= SIM_RESETS and "failed=0" in out
+            and m and m.group(1) == m.group(2)
+            and int((re.search(r"held=(\d+)", out) or [0, "0"])[1]) >= SIM_RESETS // 2, out)
+
+
 def check_hold(ktap, bvm):
     """(5) a device that does not answer: the timeout handler resets it."""
     rc, out = bvm.sh(
@@ -453,6 +493,7 @@ def run(ktap, env):
         state = check_resets(ktap, bvm)
         state += check_needs_reset_qemu(ktap, bvm)
         check_needs_reset_sim(ktap, bvm)
+        check_resets_sim(ktap, bvm)
         check_hold(ktap, bvm)
         if have_fs:
             fs_ran = check_fs(ktap, bvm)
