@@ -8,13 +8,19 @@
  * the interrupt and ended right there, in batches where the block layer
  * allows it, without a detour through a softirq.
  *
- * Stopping the device is one path, shared by remove and by the recovery
- * of a device that gave up: quiesce the queues (no new request reaches
- * the ring), reset the device (it touches no buffer any more), reclaim
- * (requests the device completed end with its status, the others with the
- * status the caller chose), and from then on every new request fails
- * at once.  Restarting would set the queues up again and unquiesce; a
- * requeue instead of an error for the unused requests fits the same path.
+ * Stopping the device is one path, shared by remove and by a reset:
+ * quiesce the queues (no new request reaches the ring), reset the device
+ * (it touches no buffer any more), reclaim (requests the device completed
+ * end with its status; the others fail for remove, and go back to the
+ * block layer's requeue list for a reset).
+ *
+ * A reset (the reset attribute, a features_mask write, DEVICE_NEEDS_RESET,
+ * a request that timed out) keeps the disk: rvblk_reinit() stops as above,
+ * deletes the queues, negotiates again, sets up the queues the features
+ * now give, and unquiesces, so the requeued requests go to the new rings.
+ * Nobody above the disk sees more than a pause.  A device that does not
+ * come back makes the disk dead: every request fails at once with an I/O
+ * error until a later reset succeeds.
  *
  * Remove, for a healthy device: stop config changes (the core does that),
  * del_gendisk() (dirty data is written and every request finishes), then
@@ -67,14 +73,12 @@ static DEFINE_IDA(rvblk_index_ida);
  * struct rvblk_vq - one virtqueue and its hardware queue
  * @vq: the virtqueue
  * @lock: serialises the ring operations (submission and completion)
- * @hctx: the hardware queue, for a restart after the ring was full
- * @stopped: the hardware queue was stopped because the ring was full
+ * @stopped: a hardware queue was stopped because the ring was full
  * @name: queue name, "req.N"
  */
 struct rvblk_vq {
 	struct revirt_virtqueue *vq;
 	spinlock_t lock;		/* the ring and @stopped */
-	struct blk_mq_hw_ctx *hctx;
 	bool stopped;
 	char name[16];
 } ____cacheline_aligned_in_smp;
@@ -84,11 +88,14 @@ struct rvblk_vq {
  * @vdev: the revirt device; NULL once removed (the disk may outlive it)
  * @disk: the disk
  * @tag_set: blk-mq tags, one hardware queue per virtqueue
- * @vqs: the queues
- * @nvqs: number of queues
+ * @vqs: the queues; NULL while the disk is dead
+ * @nvqs: number of queues; hardware queue i uses queue i % @nvqs
  * @index: the disk's number, for its name and minors
  * @little_endian: the device's byte order for headers and config
  * @stopped: the stop path ran; the queues take no request any more
+ * @dead: the device did not come back from a reset: requests fail at once
+ * @removing: remove runs; a timeout stops the device instead of a reset
+ * @stop_lock: one stop path at a time (remove, a timeout during remove)
  * @geo: geometry for HDIO_GETGEO, read at probe
  */
 struct rvblk {
@@ -100,6 +107,9 @@ struct rvblk {
 	int index;
 	bool little_endian;
 	bool stopped;
+	bool dead;
+	bool removing;
+	struct mutex stop_lock;		/* rvblk_stop() */
 	struct hd_geometry geo;
 };
 
@@ -315,12 +325,24 @@ static void rvblk_maybe_malform(struct rvblk *vblk, struct revirt_virtqueue *vq)
 	revirt_vq_inject_bad_head(vq);
 }
 
-static blk_status_t rvblk_add_error(struct rvblk_vq *bq, int err)
+/*
+ * The queues change only while the hardware queues are quiesced; between
+ * a reset that changed their number and blk_mq_update_nr_hw_queues()
+ * several hardware queues may share one virtqueue.
+ */
+static struct rvblk_vq *rvblk_hctx_vq(struct rvblk *vblk,
+				      struct blk_mq_hw_ctx *hctx)
+{
+	return &vblk->vqs[hctx->queue_num % vblk->nvqs];
+}
+
+static blk_status_t rvblk_add_error(struct rvblk_vq *bq,
+				    struct blk_mq_hw_ctx *hctx, int err)
 {
 	switch (err) {
 	case -ENOSPC:
 		/* Restarted when the device gives a buffer back. */
-		blk_mq_stop_hw_queue(bq->hctx);
+		blk_mq_stop_hw_queue(hctx);
 		bq->stopped = true;
 		return BLK_STS_DEV_RESOURCE;
 	case -ENOMEM:
@@ -334,14 +356,17 @@ static blk_status_t rvblk_queue_rq(struct blk_mq_hw_ctx *hctx,
 				   const struct blk_mq_queue_data *bd)
 {
 	struct rvblk *vblk = hctx->queue->queuedata;
-	struct rvblk_vq *bq = hctx->driver_data;
 	struct request *req = bd->rq;
 	struct rvblk_req *br = blk_mq_rq_to_pdu(req);
+	struct rvblk_vq *bq;
 	blk_status_t status;
 	unsigned long flags;
 	bool notify;
 	int err;
 
+	if (unlikely(vblk->dead))
+		return BLK_STS_IOERR;
+	bq = rvblk_hctx_vq(vblk, hctx);
 	status = rvblk_prepare(vblk, req, br);
 	if (unlikely(status))
 		return status;
@@ -353,7 +378,7 @@ static blk_status_t rvblk_queue_rq(struct blk_mq_hw_ctx *hctx,
 	if (unlikely(err)) {
 		/* Let the device see what was queued before this one. */
 		revirt_vq_kick(bq->vq);
-		status = rvblk_add_error(bq, err);
+		status = rvblk_add_error(bq, hctx, err);
 		spin_unlock_irqrestore(&bq->lock, flags);
 		rvblk_cleanup(req);
 		return status;
@@ -368,10 +393,14 @@ static blk_status_t rvblk_queue_rq(struct blk_mq_hw_ctx *hctx,
 
 static void rvblk_commit_rqs(struct blk_mq_hw_ctx *hctx)
 {
-	struct rvblk_vq *bq = hctx->driver_data;
+	struct rvblk *vblk = hctx->queue->queuedata;
+	struct rvblk_vq *bq;
 	unsigned long flags;
 	bool notify;
 
+	if (unlikely(vblk->dead))
+		return;
+	bq = rvblk_hctx_vq(vblk, hctx);
 	spin_lock_irqsave(&bq->lock, flags);
 	notify = revirt_vq_kick_prepare(bq->vq);
 	spin_unlock_irqrestore(&bq->lock, flags);
@@ -462,29 +491,27 @@ static void rvblk_done(struct revirt_virtqueue *vq)
 
 	rvblk_end_list(list, BLK_STS_OK);
 	if (restart)
-		blk_mq_start_stopped_hw_queue(bq->hctx, true);
-}
-
-static enum blk_eh_timer_return rvblk_timeout(struct request *req)
-{
-	struct rvblk *vblk = req->q->queuedata;
-
-	/*
-	 * The device still owns the buffer; only a reset gives it back.  A
-	 * device that raised DEVICE_NEEDS_RESET is recovered by the core; a
-	 * silent one is reset through the sysfs attribute "reset".
-	 */
-	dev_warn_ratelimited(disk_to_dev(vblk->disk),
-			     "request %d (op 0x%x) gets no answer from the device\n",
-			     req->tag, req->cmd_flags & REQ_OP_MASK);
-	return BLK_EH_RESET_TIMER;
+		blk_mq_start_stopped_hw_queues(vblk->disk->queue, true);
 }
 
 /* ---- the stop path ----------------------------------------------------- */
 
+/* Requests the device never saw again go back to the block layer. */
+static void rvblk_requeue_list(struct rvblk_req *br)
+{
+	while (br) {
+		struct request *req = blk_mq_rq_from_pdu(br);
+
+		br = br->next;
+		rvblk_cleanup(req);
+		blk_mq_requeue_request(req, false);
+	}
+}
+
 /*
  * After the reset: requests the device completed end with their status,
- * the others with @unused; new requests fail at once (a broken ring).
+ * the others with @unused, or are requeued if @unused is BLK_STS_OK; new
+ * requests fail at once (a broken ring).
  */
 static void rvblk_reclaim(struct rvblk *vblk, blk_status_t unused)
 {
@@ -506,6 +533,10 @@ static void rvblk_reclaim(struct rvblk *vblk, blk_status_t unused)
 		spin_unlock_irqrestore(&bq->lock, flags);
 
 		rvblk_end_list(used, BLK_STS_OK);
+		if (unused == BLK_STS_OK) {
+			rvblk_requeue_list(left);
+			continue;
+		}
 		if (left)
 			dev_warn(&vblk->vdev->dev, "queue %s: requests the device did not complete end with an error\n",
 				 bq->name);
@@ -515,17 +546,24 @@ static void rvblk_reclaim(struct rvblk *vblk, blk_status_t unused)
 
 /*
  * Quiesce, reset, reclaim: afterwards the device touches no buffer, no
- * request is on a ring and none is dispatched.  The queues stay quiesced;
- * the caller unquiesces (to let new requests fail, or after a restart).
+ * request is on a ring, and new requests fail at once.  Runs once: remove
+ * and a timeout during remove may both ask for it.
  */
 static void rvblk_stop(struct rvblk *vblk, blk_status_t unused)
 {
-	blk_mq_quiesce_queue(vblk->disk->queue);
-	revirt_reset_device(vblk->vdev);
-	rvblk_reclaim(vblk, unused);
-	/* A queue stopped on a full ring waits for no completion any more. */
-	blk_mq_start_stopped_hw_queues(vblk->disk->queue, true);
-	vblk->stopped = true;
+	struct request_queue *q = vblk->disk->queue;
+
+	mutex_lock(&vblk->stop_lock);
+	if (!vblk->stopped) {
+		blk_mq_quiesce_queue(q);
+		revirt_reset_device(vblk->vdev);
+		rvblk_reclaim(vblk, unused);
+		/* A queue stopped on a full ring waits for nothing any more. */
+		blk_mq_start_stopped_hw_queues(q, true);
+		vblk->stopped = true;
+		blk_mq_unquiesce_queue(q);
+	}
+	mutex_unlock(&vblk->stop_lock);
 }
 
 /* Nothing in flight will complete on a device that gave up. */
@@ -533,8 +571,9 @@ static bool rvblk_device_failed(struct rvblk *vblk)
 {
 	unsigned int i;
 
-	if (vblk->vdev->broken || (vblk->vdev->config->get_status(vblk->vdev) &
-				   VIRTIO_CONFIG_S_NEEDS_RESET))
+	if (vblk->dead || vblk->vdev->broken ||
+	    (vblk->vdev->config->get_status(vblk->vdev) &
+	     VIRTIO_CONFIG_S_NEEDS_RESET))
 		return true;
 	for (i = 0; i < vblk->nvqs; i++)
 		if (revirt_vq_is_broken(vblk->vqs[i].vq))
@@ -542,25 +581,41 @@ static bool rvblk_device_failed(struct rvblk *vblk)
 	return false;
 }
 
-/* ---- blk-mq and block device operations -------------------------------- */
-
-static int rvblk_init_hctx(struct blk_mq_hw_ctx *hctx, void *data,
-			   unsigned int index)
+static enum blk_eh_timer_return rvblk_timeout(struct request *req)
 {
-	struct rvblk *vblk = data;
+	struct rvblk *vblk = req->q->queuedata;
 
-	if (WARN_ON_ONCE(index >= vblk->nvqs))
-		return -EINVAL;
-	hctx->driver_data = &vblk->vqs[index];
-	vblk->vqs[index].hctx = hctx;
-	return 0;
+	/*
+	 * Remove holds the device lock, so no reset can run: a device silent
+	 * then would keep del_gendisk() waiting.  Stop it here instead; the
+	 * requests in flight fail.
+	 */
+	if (READ_ONCE(vblk->removing)) {
+		dev_warn(disk_to_dev(vblk->disk),
+			 "request %d gets no answer while the disk is removed: stopping the device\n",
+			 req->tag);
+		rvblk_stop(vblk, BLK_STS_IOERR);
+		return BLK_EH_DONE;
+	}
+	/*
+	 * The device still owns the buffer; only a reset gives it back.  The
+	 * core runs it (rvblk_reinit()), which requeues the request, or
+	 * fails it if the device does not come back.  Timeouts of other
+	 * requests until then are merged into the same reset.
+	 */
+	dev_warn_ratelimited(disk_to_dev(vblk->disk),
+			     "request %d (op 0x%x) gets no answer from the device: resetting it\n",
+			     req->tag, req->cmd_flags & REQ_OP_MASK);
+	revirt_schedule_reset(vblk->vdev);
+	return BLK_EH_RESET_TIMER;
 }
+
+/* ---- blk-mq and block device operations -------------------------------- */
 
 static const struct blk_mq_ops rvblk_mq_ops = {
 	.queue_rq = rvblk_queue_rq,
 	.commit_rqs = rvblk_commit_rqs,
 	.timeout = rvblk_timeout,
-	.init_hctx = rvblk_init_hctx,
 };
 
 static int rvblk_getgeo(struct block_device *bdev, struct hd_geometry *geo)
@@ -933,6 +988,7 @@ static int rvblk_probe(struct revirt_device *vdev)
 	}
 	vblk->vdev = vdev;
 	vblk->index = index;
+	mutex_init(&vblk->stop_lock);
 	vblk->little_endian = revirt_is_little_endian(vdev);
 	vdev->priv = vblk;
 
@@ -959,7 +1015,6 @@ static int rvblk_probe(struct revirt_device *vdev)
 
 reset_device:
 	rvblk_stop(vblk, BLK_STS_IOERR);
-	blk_mq_unquiesce_queue(vblk->disk->queue);
 	put_disk(vblk->disk);
 free_tag_set:
 	blk_mq_free_tag_set(&vblk->tag_set);
@@ -976,12 +1031,94 @@ free_index:
 	return err;
 }
 
+/* ---- reset while bound -------------------------------------------------- */
+
+/* Delete the queues of a reset device whose buffers were all taken back. */
+static void rvblk_del_vqs(struct rvblk *vblk)
+{
+	if (!vblk->vqs)
+		return;
+	revirt_del_vqs(vblk->vdev);
+	kfree(vblk->vqs);
+	vblk->vqs = NULL;
+	vblk->nvqs = 0;
+}
+
+/* A device may come back from a reset with another size. */
+static void rvblk_recheck_capacity(struct rvblk *vblk)
+{
+	unsigned int lbs = queue_logical_block_size(vblk->disk->queue);
+	sector_t cap = round_down(rvblk_capacity(vblk), lbs >> SECTOR_SHIFT);
+
+	if (cap != get_capacity(vblk->disk))
+		rvblk_update_capacity(vblk, true);
+}
+
+/* Negotiate again and set up the queues the features now give. */
+static int rvblk_restart(struct rvblk *vblk)
+{
+	int err;
+
+	err = revirt_renegotiate(vblk->vdev);
+	if (err)
+		return err;
+	err = rvblk_init_vqs(vblk);
+	if (err) {
+		revirt_add_status(vblk->vdev, VIRTIO_CONFIG_S_FAILED);
+		return err;
+	}
+	rvblk_recheck_capacity(vblk);
+	revirt_device_ready(vblk->vdev);
+	return 0;
+}
+
+/*
+ * The core's reinit operation, under the device lock: stop (requests the
+ * device did not complete are requeued), delete the queues, set the device
+ * up again and let the requeued requests go.  A device that does not come
+ * back leaves the disk dead: the requeued requests and every new one fail
+ * with an I/O error until a later reset succeeds.
+ */
+static int rvblk_reinit(struct revirt_device *vdev)
+{
+	struct rvblk *vblk = vdev->priv;
+	struct request_queue *q = vblk->disk->queue;
+	int err;
+
+	blk_mq_quiesce_queue(q);
+	err = revirt_reset_device(vdev);
+	/* A device that did not confirm the reset gets nothing again. */
+	rvblk_reclaim(vblk, err ? BLK_STS_IOERR : BLK_STS_OK);
+	blk_mq_start_stopped_hw_queues(q, true);
+	rvblk_del_vqs(vblk);
+	if (!err)
+		err = rvblk_restart(vblk);
+	if (err && !vblk->dead)
+		dev_err(&vdev->dev, "%s: the device did not come back from a reset (%d): the disk is dead, I/O fails until a reset succeeds\n",
+			vblk->disk->disk_name, err);
+	else if (!err && vblk->dead)
+		dev_info(&vdev->dev, "%s: the device is back\n",
+			 vblk->disk->disk_name);
+	vblk->dead = err != 0;
+	vblk->stopped = false;
+	blk_mq_unquiesce_queue(q);
+	blk_mq_kick_requeue_list(q);
+	/*
+	 * Freezes the queue, so it drains first through the new queues
+	 * (rvblk_hctx_vq() maps the old hardware queues onto them).
+	 */
+	if (!err && vblk->nvqs != vblk->tag_set.nr_hw_queues)
+		blk_mq_update_nr_hw_queues(&vblk->tag_set, vblk->nvqs);
+	return err;
+}
+
 static void rvblk_remove(struct revirt_device *vdev)
 {
 	struct rvblk *vblk = vdev->priv;
 	struct gendisk *disk = vblk->disk;
 	bool failed = rvblk_device_failed(vblk);
 
+	WRITE_ONCE(vblk->removing, true);
 	/*
 	 * The core stopped config changes.  A failed device answers nothing:
 	 * stop it first, so that del_gendisk() sees every request fail.
@@ -990,19 +1127,13 @@ static void rvblk_remove(struct revirt_device *vdev)
 		dev_warn(&vdev->dev, "%s: the device failed; requests in flight end with an error\n",
 			 disk->disk_name);
 		rvblk_stop(vblk, BLK_STS_IOERR);
-		blk_mq_unquiesce_queue(disk->queue);
 	}
 	/* Unregister: dirty data is written, every request finishes. */
 	del_gendisk(disk);
-	/* Reset and reclaim: nothing is left on the rings any more. */
-	if (!failed) {
-		rvblk_stop(vblk, BLK_STS_IOERR);
-		blk_mq_unquiesce_queue(disk->queue);
-	}
-	revirt_del_vqs(vdev);
+	/* Reset and reclaim (unless done): nothing is left on the rings. */
+	rvblk_stop(vblk, BLK_STS_IOERR);
+	rvblk_del_vqs(vblk);
 	blk_mq_free_tag_set(&vblk->tag_set);
-	kfree(vblk->vqs);
-	vblk->vqs = NULL;
 	vblk->vdev = NULL;
 	vdev->priv = NULL;
 	/* Frees vblk (rvblk_free_disk) once nobody holds the disk open. */
@@ -1028,6 +1159,7 @@ static struct revirt_driver rvblk_driver = {
 	.feature_table_size = ARRAY_SIZE(rvblk_features),
 	.probe = rvblk_probe,
 	.remove = rvblk_remove,
+	.reinit = rvblk_reinit,
 	.config_changed = rvblk_config_changed,
 };
 

@@ -269,6 +269,29 @@ static bool revirt_take_reset_request(struct revirt_device *vdev)
 	return requested;
 }
 
+/*
+ * A reset the bound driver asked for (a request timed out), possibly while
+ * it is being removed: once the device lock is ours the driver may be gone,
+ * and then nothing is reset or probed again (an unbind must stay one).
+ */
+static int revirt_reinit(struct revirt_device *vdev,
+			 struct revirt_driver *drv);
+
+static int revirt_driver_reset(struct revirt_device *vdev)
+{
+	struct revirt_driver *drv;
+	int err = 0;
+
+	device_lock(&vdev->dev);
+	drv = vdev->dev.driver ? drv_to_revirt(vdev->dev.driver) : NULL;
+	if (drv && drv->reinit)
+		err = revirt_reinit(vdev, drv);
+	device_unlock(&vdev->dev);
+	if (drv && !drv->reinit)
+		err = revirt_reprobe(vdev);
+	return err;
+}
+
 static void revirt_recover_work(struct work_struct *work)
 {
 	struct revirt_device *vdev =
@@ -281,7 +304,7 @@ static void revirt_recover_work(struct work_struct *work)
 		err = revirt_reprobe(vdev);
 	} else if (READ_ONCE(vdev->reset_requested) && READ_ONCE(vdev->dev.driver)) {
 		dev_warn(&vdev->dev, "driver asked for a reset: resetting the device and setting it up again\n");
-		err = revirt_reprobe(vdev);
+		err = revirt_driver_reset(vdev);
 	}
 	/* Requests that came in while the reset ran are answered by it. */
 	revirt_take_reset_request(vdev);
