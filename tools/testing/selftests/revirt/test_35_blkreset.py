@@ -51,7 +51,7 @@ LIB = r"""
 rvb_sim() {
 	for _b in /sys/block/rvd*; do
 		case "$(cat $_b/serial 2>/dev/null)" in
-		revirt-sim*) echo "${_b##*/}"; return 0 ;;
+		rvsim*) echo "${_b##*/}"; return 0 ;;
 		esac
 	done
 	return 1
