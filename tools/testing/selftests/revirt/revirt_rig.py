@@ -26,6 +26,7 @@ names (revirtN) map to QEMU ids through the PCI address of their parent.
 
 import os
 import re
+import time
 
 from revirt_vm import (VM, VMError, backend_path, by_vdev, collapse,
                        guest_feature_names, host_feature_names, status_value)
@@ -234,6 +235,17 @@ class Rig:
     def fmt(self, writes):
         return "; ".join("%s: %s" % (k, " ".join("0x%x" % v for v in vals))
                          for k, vals in writes.items()) or "(no status writes)"
+
+
+def live_objects(vm, want=None, settle=5.0):
+    """rv_live_objects in the guest (kmalloc objects revirt code allocated);
+    with want, wait a bounded time for frees still on their way."""
+    deadline = time.monotonic() + settle
+    while True:
+        n = int(vm.check(GUEST_LIB + "rv_live_objects").split()[-1])
+        if want is None or n == want or time.monotonic() > deadline:
+            return n
+        time.sleep(0.5)
 
 
 def kernel_bad_lines(lines):

@@ -7,10 +7,8 @@ The loops run inside the guest,
 one script per loop; the host checks the status writes of the bind loop.
 """
 
-import time
-
 from revirt_vm import collapse
-from revirt_rig import RNGS, driver_ok_value, expected_probe, kernel_bad_lines
+from revirt_rig import RNGS, driver_ok_value, expected_probe, kernel_bad_lines, live_objects
 
 DEV = "rng1"
 BIND_CYCLES = 100
@@ -33,16 +31,6 @@ def entropy_all_script():
         "for r in \"$@\"; do rv_entropy_ok ${r#revirt_rng.} || { echo \"cycle $i: $r\"; exit 1; }; done\n")
 
 
-def live_objects(rig, want=None, settle=5.0):
-    """rv_live_objects; with want, wait (bounded) for frees still on their way."""
-    deadline = time.monotonic() + settle
-    while True:
-        n = int(rig.check("rv_live_objects").split()[-1])
-        if want is None or n == want or time.monotonic() > deadline:
-            return n
-        time.sleep(0.5)
-
-
 def run(ktap, env):
     if env.skip_unbuilt(ktap, "stress: bind/unbind and module reload cycles"):
         return
@@ -53,7 +41,7 @@ def run(ktap, env):
     n = rig.index(DEV)
     rig.vdev(DEV)
 
-    live_before = live_objects(rig)
+    live_before = live_objects(rig.vm)
     ma = rig.mark()
     rc, out = rig.sh(
         "i=0\n"
@@ -111,7 +99,7 @@ def run(ktap, env):
         ktap.skip("stress: no revirt kmalloc object leaked by the cycles",
                   "no slub user tracking in this kernel")
     else:
-        live_after = live_objects(rig, want=live_before)
+        live_after = live_objects(rig.vm, want=live_before)
         ok("stress: no revirt kmalloc object leaked by the cycles (%d live before, %d after)"
            % (live_before, live_after), live_after == live_before)
 

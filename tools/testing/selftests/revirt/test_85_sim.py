@@ -18,10 +18,9 @@ count, nor must loading, a round of faults and unloading.
 """
 
 import re
-import time
 
 from revirt_vm import VM, VMError
-from revirt_rig import GUEST_LIB, kernel_bad_lines
+from revirt_rig import GUEST_LIB, kernel_bad_lines, live_objects
 
 MODULES = ["revirt", "revirt_rng", "revirt_sim"]
 RESET_TIMEOUT_MS = 1000
@@ -94,15 +93,8 @@ class Sim:
         return {"status": int(m.group(1), 16), "bound": m.group(2) == "bound",
                 "resets": int(m.group(3))}
 
-    def live_objects(self, want=None, settle=5.0):
-        """rv_live_objects; if want is given, wait (bounded) for late frees."""
-        deadline = time.monotonic() + settle
-        while True:
-            rc, out = self.sh("rv_live_objects")
-            n = int(out.strip().splitlines()[-1])
-            if want is None or n == want or time.monotonic() > deadline:
-                return n
-            time.sleep(0.5)
+    def live_objects(self, want=None):
+        return live_objects(self.vm, want=want)
 
     def recover(self, n):
         """Write 1 to reset; (ok, diag): bound with 0x0f and entropy flows."""
