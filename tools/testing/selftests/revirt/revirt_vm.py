@@ -30,7 +30,9 @@ READY_TIMEOUT = 120
 
 # What the debug kernel's checkers print (and any kernel's WARN or BUG).
 KERNEL_REPORT_RE = re.compile(
-    r"BUG:|WARNING:|Oops|KASAN|UBSAN|DMA-API|possible circular locking|"
+    r"BUG:|WARNING:|Oops|KASAN|UBSAN|possible circular locking|"
+    # DMA-API debug announces itself at boot; anything else it says is one
+    r"DMA-API: (?!preallocated \d+ debug entries|debugging enabled)|"
     r"possible recursive locking|inconsistent lock state|"
     r"suspicious RCU usage|sleeping function called from invalid context")
 
@@ -189,9 +191,11 @@ class VM:
         append = "console=ttyS0 loglevel=1 panic=-1"
         if extra_append:
             append += " " + extra_append
-        # e.g. pci=noacpi for the debug kernel (scripts/check-debug)
+        # for a kernel built here, from scripts/kdebug-env
         if os.environ.get("REVIRT_APPEND"):
             append += " " + os.environ["REVIRT_APPEND"]
+        if machine.split(",")[0] == "pc" and os.environ.get("REVIRT_APPEND_PC"):
+            append += " " + os.environ["REVIRT_APPEND_PC"]
         self._dmesg_seen = 0
         self.argv = [QEMU, "-accel", "tcg", "-M", machine, "-m", str(mem),
                      "-smp", "1", "-nodefaults", "-display", "none",
