@@ -149,6 +149,8 @@ rv_dmesg_after() {
 # lives as long as the device structures, which revirt allocates itself.  Needs the kernel booted with
 # slub_debug=U,kmalloc-* (user tracking) and debugfs; prints -1 without.
 # With -v, one "count site" line per allocation site before the total.
+# The caches are shrunk first: under KASAN a freed object waits in the
+# quarantine, still allocated as SLUB sees it, until its cache shrinks.
 rv_live_objects() {
 	_v=0
 	[ "${1:-}" = -v ] && _v=1
@@ -157,6 +159,9 @@ rv_live_objects() {
 		echo -1
 		return
 	fi
+	for _c in /sys/kernel/slab/kmalloc-*/shrink; do
+		echo 1 > "$_c" 2>/dev/null
+	done
 	cat "$@" | awk -v v=$_v '
 		function flush() {
 			if (mine) { total += count; if (v) print count, site }
