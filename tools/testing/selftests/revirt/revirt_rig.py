@@ -196,6 +196,11 @@ class Rig:
             reads = self.vm.trace_events(0, self.vm.boot_mark,
                                          event="virtio_blk_handle_read")
             ptrs = {a.split()[1] for _, a in reads}
+            if not ptrs:
+                # Before the debug kernel, SeaBIOS sets the disk up but
+                # reads nothing; it is still the one device at DRIVER_OK.
+                early = by_vdev(self.vm.status_writes(0, self.vm.boot_mark))
+                ptrs = {p for p, vals in early.items() if any(v & 4 for v in vals)}
             if len(ptrs) != 1:
                 raise VMError("cannot find the blk device in the trace: SeaBIOS "
                               "reads %r" % reads[:5])
