@@ -3,14 +3,16 @@
 (needs a kernel with it: make check-debug; Debian's kernels skip).
 
 For each operation -- bind (probe), a write to reset, a write to
-features_mask -- on a modern entropy device, the shell that performs it
-asks the kernel to fail its 1st, 2nd, ... allocation (/proc/PID/fail-nth,
-failslab and fail_page_alloc with GFP_KERNEL allocations included), until a
-run completes with no failure injected.  After each injected failure the
+features_mask -- on a modern and a legacy PCI entropy device and on a
+disk (revirt_blk), the guest tool rv-failnth asks the kernel to fail the
+1st, 2nd, ... allocation of that one write (/proc/self/fail-nth: failslab
+and fail_page_alloc, GFP_KERNEL allocations included), until a write
+completes with no failure injected.  After each injected failure the
 device must be in a clean state (bound and working, or not bound), and
-the next bind without faults must give entropy.  With verbose=2 every
-injection dumps its stack: the distinct revirt functions at the top of
-those stacks are the error paths hit, printed with the count.
+the next bind without faults must work (entropy, or a read of the disk).
+With verbose=2 every injection dumps its stack: the distinct revirt
+functions at the top of those stacks are the error paths hit, printed
+with the count of failures injected.
 
 DMA mapping failures: revirt maps every buffer through
 revirt_vring_dma_map(), which fail_function makes fail; a read then gets an
@@ -24,8 +26,24 @@ import re
 
 from revirt_rig import kernel_bad_lines
 
-DEV = "rng1"
+# qdev of the rig, its revirt driver, what it is
+TARGETS = [
+    ("rng1", "revirt_rng", "modern PCI entropy"),
+    ("rng0", "revirt_rng", "legacy PCI entropy"),
+    ("blk0", "revirt_blk", "PCI disk"),
+]
 MAX_STEPS = 600
+
+# works: the device does its job after a bind without faults.
+WORKS = {
+    "revirt_rng": "works() { rv_entropy_ok %(n)d; }\n",
+    "revirt_blk": ("works() {\n"
+                   "\t_d=$(ls $dev/block 2>/dev/null | head -n 1)\n"
+                   "\t[ -n \"$_d\" ] || { echo \"no disk under revirt%(n)d\"; return 1; }\n"
+                   "\tdd if=/dev/$_d of=/dev/null bs=4096 count=16 2>/dev/null ||\n"
+                   "\t\t{ echo \"cannot read /dev/$_d\"; return 1; }\n"
+                   "}\n"),
+}
 FI = "/sys/kernel/debug"
 
 SETUP = r"""
@@ -38,14 +56,14 @@ fi_setup() {
 	echo 0 > %(fi)s/fail_page_alloc/min-order
 }
 dev=$RV_BUS/devices/revirt%(n)d
-drv=$RV_BUS/drivers/revirt_rng
+drv=$RV_BUS/drivers/%(drv)s
 is_bound() { [ -e $dev/driver ]; }
 ensure_bound() { is_bound || echo revirt%(n)d > $drv/bind; is_bound; }
 ensure_unbound() { ! is_bound || echo revirt%(n)d > $drv/unbind; ! is_bound; }
-# the operation under test, from this shell (its allocations are counted)
-op_bind() { echo revirt%(n)d > $drv/bind; }
-op_reset() { echo 1 > $dev/reset; }
-op_mask() { echo 0xffffffffcfffffff > $dev/features_mask; }
+# the operation under test: a file and what rv-failnth writes to it
+op_bind() { echo $drv/bind revirt%(n)d; }
+op_reset() { echo $dev/reset 1; }
+op_mask() { echo $dev/features_mask 0xffffffffcfffffff; }
 prep_bind() { ensure_unbound; }
 prep_reset() { ensure_bound; }
 prep_mask() { echo 0xffffffffffffffff > $dev/features_mask 2>/dev/null; ensure_bound; }
@@ -54,13 +72,13 @@ prep_mask() { echo 0xffffffffffffffff > $dev/features_mask 2>/dev/null; ensure_b
 settle() {
 	_s=$(cat $dev/status)
 	if is_bound; then
-		[ "$_s" = 0x0f ] || { echo "bound with status $_s"; return 1; }
+		[ "$_s" = %(ok)s ] || { echo "bound with status $_s"; return 1; }
 	else
 		case $_s in 0x01|0x8*) ;; *) echo "unbound with status $_s"; return 1 ;; esac
 	fi
 	echo 0xffffffffffffffff > $dev/features_mask 2>/dev/null
 	ensure_unbound && ensure_bound || { echo "bind without faults failed"; return 1; }
-	rv_entropy_ok %(n)d || { echo "no entropy after the failure"; return 1; }
+	works || { echo "not working after the failure"; return 1; }
 }
 """
 
@@ -70,16 +88,13 @@ n=1; injected=0
 while [ $n -le %(max)d ]; do
 	prep_%(op)s >/dev/null 2>&1 || { echo "prepare failed at $n"; exit 1; }
 	rv_kmsg "fi %(op)s $n"
-	echo $n > /proc/$$/fail-nth
-	op_%(op)s 2>/dev/null
-	read left < /proc/$$/fail-nth
-	echo 0 > /proc/$$/fail-nth
-	[ "$left" = 0 ] || break
+	r=$(rv-failnth $n $(op_%(op)s) 2>&1) || { echo "rv-failnth: $r"; exit 1; }
+	case $r in "left=0 "*) ;; *) break ;; esac
 	injected=$((injected + 1))
-	settle || { echo "step $n: not clean"; exit 1; }
+	settle || { echo "step $n: not clean ($r)"; exit 1; }
 	n=$((n + 1))
 done
-echo op=%(op)s injected=$injected
+echo op=%(op)s injected=$injected last="$r"
 [ $n -le %(max)d ] || { echo "still injecting after %(max)d"; exit 1; }
 settle
 """
@@ -114,25 +129,40 @@ def run(ktap, env):
         ktap.skip("faultinject: every error path of probe, reset, renegotiation",
                   "kernel without fault injection (make check-debug has it)")
         return
-    n = rig.index(DEV)
-    setup = SETUP % {"fi": FI, "n": n}
+    rc, out = rig.sh("insmod /lib/modules/revirt/revirt_blk.ko 2>&1; true")
+    info = rig.info()
     total_paths = set()
-    for op, what in (("bind", "bind (probe)"), ("reset", "reset attribute"),
-                     ("mask", "features_mask write")):
-        rig.kmsg_mark("test_97_%s" % op)
-        rc, out = rig.sh(setup + LOOP % {"op": op, "max": MAX_STEPS}, timeout=1800)
-        dm = rig.dmesg_after("test_97_%s" % op)
-        paths = error_paths(dm)
-        total_paths |= paths
-        m = re.search(r"injected=(\d+)", out)
-        bad = [l for l in kernel_bad_lines(dm) if "Call Trace" not in l]
-        ktap.ok("faultinject: %s: %s allocation failures injected in turn, each ended clean "
-                "and the next bind worked; %d distinct revirt error paths: %s"
-                % (what, m.group(1) if m else "?", len(paths), " ".join(sorted(paths))),
-                rc == 0 and m and int(m.group(1)) > 0 and not bad,
-                "%s\n%s" % (out[-3000:], "\n".join(bad[:20])))
-    ktap.diag("faultinject: error paths hit in all: %d" % len(total_paths))
+    injected_all = 0
+    for qdev, drv, kind in TARGETS:
+        if qdev not in info:
+            ktap.ok("faultinject: %s (%s) has a revirt device" % (kind, qdev), False,
+                    "\n".join(v["line"] for v in info.values()))
+            continue
+        n = rig.index(qdev, info)
+        setup = SETUP % {"fi": FI, "n": n, "drv": drv,
+                         "ok": "0x07" if qdev == "rng0" else "0x0f"}
+        setup += WORKS[drv] % {"n": n}
+        for op, what in (("bind", "bind (probe)"), ("reset", "reset attribute"),
+                         ("mask", "features_mask write")):
+            tag = "test_97_%s_%s" % (qdev, op)
+            rig.kmsg_mark(tag)
+            rc, out = rig.sh(setup + LOOP % {"op": op, "max": MAX_STEPS}, timeout=1800)
+            dm = rig.dmesg_after(tag)
+            paths = error_paths(dm)
+            total_paths |= paths
+            m = re.search(r"injected=(\d+)", out)
+            injected_all += int(m.group(1)) if m else 0
+            bad = [l for l in kernel_bad_lines(dm) if "Call Trace" not in l]
+            ktap.ok("faultinject: %s, %s: %s allocation failures injected in turn, each "
+                    "ended clean and the next bind worked; %d distinct revirt error paths: %s"
+                    % (kind, what, m.group(1) if m else "?", len(paths),
+                       " ".join(sorted(paths))),
+                    rc == 0 and m and int(m.group(1)) > 0 and not bad,
+                    "%s\n%s" % (out[-3000:], "\n".join(bad[:20])))
+    ktap.diag("faultinject: %d failures injected, %d distinct revirt error paths hit: %s"
+              % (injected_all, len(total_paths), " ".join(sorted(total_paths))))
 
+    n = rig.index("rng1")
     rig.kmsg_mark("test_97_dma")
     rc, out = rig.sh(
         "fi=%(fi)s/fail_function\n"
