@@ -56,7 +56,7 @@
 #define REVIRT_BALLOON_ISOLATED_WAITS	250
 
 /* Statistics the driver reports; see revirt_balloon_fill_stats(). */
-#define REVIRT_BALLOON_NR_STATS		7
+#define REVIRT_BALLOON_NR_STATS		8
 
 static unsigned int oom_pages = 1024;
 module_param(oom_pages, uint, 0644);
@@ -451,6 +451,8 @@ static unsigned int revirt_balloon_fill_stats(struct revirt_balloon *rb)
 			    (u64)si.totalram * si.mem_unit);
 	revirt_balloon_stat(rb, &i, VIRTIO_BALLOON_S_AVAIL,
 			    (u64)si_mem_available() << PAGE_SHIFT);
+	revirt_balloon_stat(rb, &i, VIRTIO_BALLOON_S_CACHES,
+			    (u64)global_node_page_state(NR_FILE_PAGES) << PAGE_SHIFT);
 	return i;
 }
 
