@@ -12,7 +12,7 @@
  * kernel can migrate (balloon compaction).
  *
  * Remove hands every page back first, telling the host and waiting for its
- * acknowledgement, writes actual 0, and only then resets the device and
+ * answer, writes actual 0, and only then resets the device and
  * frees the queues: a host watching the device sees the balloon empty
  * before it sees status 0.  The reset attribute and a features_mask write
  * remove and probe the driver again, so they take the same path.
