@@ -202,6 +202,33 @@ def check_oom(ktap, vm, tag):
             after > before, dm)
 
 
+def vmstat(vm, key):
+    m = re.search(r"^%s (\d+)$" % key, gcheck(vm, "cat /proc/vmstat"), re.M)
+    return int(m.group(1)) if m else -1
+
+
+def check_short(ktap, vm, tag):
+    """A target the guest cannot give: inflating pauses with a message and
+    the OOM killer kills nothing."""
+    low = 32
+    kills = vmstat(vm, "oom_kill")
+    gcheck(vm, "rv_kmsg balloon-short")
+    vm.qmp("balloon", value=low * MIB)
+    dm = ""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "inflating paused" not in dm:
+        time.sleep(2)
+        dm = gcheck(vm, "rv_dmesg_after balloon-short")
+    act = actual_mib(vm)
+    rc, out = guest(vm, "echo alive", timeout=60)
+    ktap.ok("%s: target %d MiB: inflating pauses at %d MiB, the OOM killer kills nothing"
+            % (tag, low, act),
+            "inflating paused" in dm and act > low and rc == 0 and "alive" in out
+            and vmstat(vm, "oom_kill") == kills and "Killed process" not in dm,
+            "actual %d MiB; oom_kill %d -> %d\n%s"
+            % (act, kills, vmstat(vm, "oom_kill"), dm))
+
+
 def run_pci(ktap, env):
     tag = "balloon pci"
     ok = ktap.ok
@@ -264,6 +291,7 @@ def run_pci(ktap, env):
         check_returns(ktap, vm, tag, "reset attribute", "echo 1 > %s/reset" % dev, mem0, True)
 
         check_oom(ktap, vm, tag)
+        check_short(ktap, vm, tag)
 
         vm.qmp("balloon", value=MEM * MIB)
         good, secs, last = wait_actual(vm, MEM)
