@@ -3,8 +3,8 @@
 deflates on OOM, and hands every page back before the device is reset.
 
 One VM of its own (512 MiB, one virtio-balloon-pci with deflate-on-oom and
-free-page-reporting), and one microvm with virtio-balloon-device (MMIO
-version 2).
+free-page-reporting), one microvm with virtio-balloon-device (MMIO
+version 2) and one VM with a legacy-only virtio-balloon-pci.
 
 Host side: QMP balloon / query-balloon (actual in bytes of guest memory),
 qom-get guest-stats, and the trace: virtio_balloon_set_config (the
@@ -101,6 +101,12 @@ def boot_pci(env):
     return VM(devices=["-device", dev], kernel=env.kernel, initrd=env.initrd,
               mem=MEM, trace_events=TRACE, name="balloon-pci",
               extra_append="slub_debug=U,kmalloc-*")
+
+
+def boot_legacy(env):
+    dev = "virtio-balloon-pci,id=balloon0,addr=0x4,disable-modern=on,deflate-on-oom=on"
+    return VM(devices=["-device", dev], kernel=env.kernel, initrd=env.initrd,
+              mem=MEM, trace_events=TRACE, name="balloon-legacy")
 
 
 def boot_mmio(env):
@@ -272,6 +278,7 @@ def run_pci(ktap, env):
 
         dev = "$RV_BUS/devices/%s" % name
         drv = "$RV_BUS/drivers/revirt_balloon"
+        live_bound = live_objects(vm)
         check_returns(ktap, vm, tag, "unbind",
                       "echo %s > %s/unbind && cat %s/status" % (name, drv, dev), mem0, False)
         rc, out = guest(vm, "echo %s > %s/bind && rv_info" % (name, drv))
@@ -279,6 +286,10 @@ def run_pci(ktap, env):
         good, secs, last = wait_actual(vm, TARGET)
         ok("%s: after bind the balloon goes back to %d MiB (%.1fs)" % (tag, TARGET, secs),
            good, "actual %s" % last)
+        live_b = live_objects(vm, want=live_bound)
+        ok("%s: live revirt objects after unbind and bind: %d, as before" % (tag, live_b),
+           live_b == live_bound, "before %d after %d\n%s"
+           % (live_bound, live_b, gcheck(vm, "rv_live_objects -v")))
         check_returns(ktap, vm, tag, "rmmod revirt_balloon", "rmmod revirt_balloon", mem0, False)
         live1 = live_objects(vm, want=live0)
         ok("%s: live revirt objects after unload: %d, as before the load" % (tag, live1),
@@ -303,20 +314,21 @@ def run_pci(ktap, env):
         ok("%s: no warning or oops in dmesg" % tag, not bad, "\n".join(bad[:40]))
 
 
-def run_mmio(ktap, env):
-    tag = "balloon mmio v2"
+def run_quick(ktap, env, tag, boot, transport, status):
+    """Another transport: bind, inflate, statistics, unbind in order."""
     ok = ktap.ok
     try:
-        vm = boot_mmio(env)
+        vm = boot(env)
     except VMError as e:
-        ok("%s: microvm boots" % tag, False, str(e))
+        ok("%s: VM boots" % tag, False, str(e))
         return
     with vm:
         mem0 = meminfo(vm)
-        rc, out = guest(vm, "rv_insmod revirt && rv_insmod revirt_mmio && "
-                        "rv_insmod revirt_balloon && rv_info")
-        ok("%s: driver binds the device" % tag,
-           rc == 0 and "driver=revirt_balloon" in out and "status=0x0f" in out, out)
+        rc, out = guest(vm, "rv_insmod revirt && rv_insmod %s && "
+                        "rv_insmod revirt_balloon && rv_info" % transport)
+        ok("%s: driver binds the device, status 0x%02x" % (tag, status),
+           rc == 0 and "driver=revirt_balloon" in out and "status=0x%02x" % status in out,
+           out)
         if rc != 0:
             return
         name = re.search(r"^(revirt\d+) ", out, re.M).group(1)
@@ -332,4 +344,5 @@ def run(ktap, env):
     if env.skip_unbuilt(ktap, "balloon: revirt_balloon on PCI and MMIO", MODULES):
         return
     run_pci(ktap, env)
-    run_mmio(ktap, env)
+    run_quick(ktap, env, "balloon mmio v2", boot_mmio, "revirt_mmio", 0x0f)
+    run_quick(ktap, env, "balloon pci legacy", boot_legacy, "revirt_pci", 0x07)
