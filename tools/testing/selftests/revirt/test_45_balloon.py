@@ -19,7 +19,7 @@ a program that needs the ballooned memory, rv_live_objects and dmesg.
 import re
 import time
 
-from revirt_vm import VM, VMError
+from revirt_vm import VM, VMError, backend_path, guest_feature_names
 from revirt_rig import GUEST_LIB, kernel_bad_lines, live_objects
 
 MODULES = ["revirt", "revirt_pci", "revirt_mmio", "revirt_balloon"]
@@ -235,6 +235,39 @@ def check_short(ktap, vm, tag):
             % (act, kills, vmstat(vm, "oom_kill"), dm))
 
 
+def check_mask(ktap, vm, tag, name, mem0):
+    """A features_mask write without DEFLATE_ON_OOM renegotiates through
+    remove and probe: the pages come back before the reset, the host's
+    guest features lose the bit, and get it back."""
+    dev = "$RV_BUS/devices/%s" % name
+    check_returns(ktap, vm, tag, "features_mask without DEFLATE_ON_OOM",
+                  "echo 0xfffffffffffffffb > %s/features_mask" % dev, mem0, True)
+    feats = guest_feature_names(vm.virtio_status(backend_path("balloon0")))
+    ok1 = "VIRTIO_BALLOON_F_DEFLATE_ON_OOM" not in feats
+    check_returns(ktap, vm, tag, "features_mask all ones again",
+                  "echo 0xffffffffffffffff > %s/features_mask" % dev, mem0, True)
+    feats2 = guest_feature_names(vm.virtio_status(backend_path("balloon0")))
+    ktap.ok("%s: host's guest features lose DEFLATE_ON_OOM and get it back" % tag,
+            ok1 and "VIRTIO_BALLOON_F_DEFLATE_ON_OOM" in feats2,
+            "masked: %s\nunmasked: %s" % (feats, feats2))
+
+
+def check_remove_inflating(ktap, vm, tag, name, mem0):
+    """Unbind while the balloon is still growing: the step in flight ends,
+    every page comes back before the reset."""
+    drv = "$RV_BUS/drivers/revirt_balloon"
+    vm.qmp("balloon", value=96 * MIB)
+    time.sleep(1)
+    inflating = actual_mib(vm)
+    check_returns(ktap, vm, tag, "unbind while inflating (at %d MiB)" % inflating,
+                  "echo %s > %s/unbind" % (name, drv), mem0, False)
+    vm.qmp("balloon", value=TARGET * MIB)
+    rc, out = guest(vm, "echo %s > %s/bind && rv_info" % (name, drv))
+    good, secs, last = wait_actual(vm, TARGET)
+    ktap.ok("%s: bind after that: balloon back at %d MiB" % (tag, TARGET),
+            rc == 0 and good, "%s\nactual %s" % (out, last))
+
+
 def run_pci(ktap, env):
     tag = "balloon pci"
     ok = ktap.ok
@@ -301,6 +334,8 @@ def run_pci(ktap, env):
            rc == 0 and good, "%s\nactual %s" % (out, last))
         check_returns(ktap, vm, tag, "reset attribute", "echo 1 > %s/reset" % dev, mem0, True)
 
+        check_mask(ktap, vm, tag, name, mem0)
+        check_remove_inflating(ktap, vm, tag, name, mem0)
         check_oom(ktap, vm, tag)
         check_short(ktap, vm, tag)
 
