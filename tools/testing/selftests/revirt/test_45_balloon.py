@@ -27,7 +27,7 @@ MIB = 1 << 20
 MEM = 512                     # guest RAM, MiB
 TARGET = 256                  # first target: half of the guest ballooned
 HIGHER = 384                  # a higher target deflates
-TRACE = ["virtio_set_status", "virtio_balloon_set_config"]
+TRACE = ["virtio_set_status", "virtio_balloon_set_config", "virtio_queue_notify"]
 SLACK_KB = 2048               # MemTotal may move by a page table or two
 
 _SET_CONFIG_RE = re.compile(r"virtio_balloon_set_config actual: (\d+) oldactual: (-?\d+)")
@@ -235,6 +235,21 @@ def check_short(ktap, vm, tag):
             % (act, kills, vmstat(vm, "oom_kill"), dm))
 
 
+def check_reporting(ktap, vm, tag, since):
+    """Free page reporting: the deflate freed 128 MiB in large blocks; the
+    kernel's page reporting hands some to the driver, which puts them on
+    the reporting queue (number 3: inflate, deflate, stats, reporting)."""
+    kicks = 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not kicks:
+        time.sleep(1)
+        kicks = sum(1 for l in vm.trace_lines(since)
+                    if re.search(r"virtio_queue_notify vdev \S+ n 3 ", l))
+    out = gcheck(vm, "dmesg | grep -e revirt_balloon -e 'did not take' || true")
+    ktap.ok("%s: free page reporting: the host is notified on the reporting queue (%d kicks)"
+            % (tag, kicks), kicks > 0 and "did not take" not in out, out)
+
+
 def check_mask(ktap, vm, tag, name, mem0):
     """A features_mask write without DEFLATE_ON_OOM renegotiates through
     remove and probe: the pages come back before the reset, the host's
@@ -299,7 +314,9 @@ def run_pci(ktap, env):
         m = re.search(r"balloon_inflate (\d+)", out)
         ok("%s: /proc/vmstat counts %d MiB of balloon pages inflated" % (tag, MEM - TARGET),
            m is not None and int(m.group(1)) >= (MEM - TARGET) * 256, out)
+        m0 = vm.trace_mark()
         inflate(ktap, vm, tag + " deflate", HIGHER, mem0)
+        check_reporting(ktap, vm, tag, m0)
         inflate(ktap, vm, tag, TARGET, mem0)
 
         check_stats(ktap, vm, tag)
