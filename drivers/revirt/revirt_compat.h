@@ -20,6 +20,7 @@
 #include <linux/device.h>
 #include <linux/platform_device.h>
 #include <linux/version.h>
+#include <linux/vmstat.h>
 
 /**
  * struct revirt_blk_limits - the queue limits a revirt block driver sets
@@ -169,6 +170,22 @@ static int prefix##_platform_remove(struct platform_device *pdev)	\
 	return 0;							\
 }									\
 static_assert(true)
+#endif
+
+/*
+ * The vm event BALLOON_MIGRATE exists only with CONFIG_BALLOON_COMPACTION
+ * (both Debian kernels have it); the balloon driver counts a migrated page
+ * through this helper, a no-op without compaction.
+ */
+#ifdef CONFIG_BALLOON_COMPACTION
+static inline void revirt_count_balloon_migrate(void)
+{
+	__count_vm_event(BALLOON_MIGRATE);
+}
+#else
+static inline void revirt_count_balloon_migrate(void)
+{
+}
 #endif
 
 #endif /* _REVIRT_COMPAT_H */
