@@ -3,7 +3,11 @@
  * revirt split virtqueues.
  *
  * Layout (virtio 1.x, 2.7): a descriptor table, the driver-written avail
- * ring and the device-written used ring, in one DMA-coherent allocation.
+ * ring and the device-written used ring, in one allocation: DMA-coherent
+ * memory for a device that reaches memory through the DMA API
+ * (VIRTIO_F_ACCESS_PLATFORM), plain pages whose physical address the
+ * device is given otherwise.  Buffers are mapped likewise: with the DMA
+ * API, or as their physical address with no mapping to undo.
  *
  * The device is not trusted.  Everything the ring needs to find, unmap and
  * free a buffer (addresses, lengths, flags, chain links) is kept in memory
@@ -14,6 +18,8 @@
  */
 
 #include <linux/dma-mapping.h>
+#include <linux/gfp.h>
+#include <linux/io.h>
 #include <linux/module.h>
 #include <linux/revirt_ring.h>
 #include <linux/scatterlist.h>
@@ -56,7 +62,7 @@ struct revirt_vring {
 	void *ring_mem;
 	dma_addr_t ring_dma;
 	size_t ring_bytes;
-	struct device *dma_dev;
+	struct device *map_dev;		/* DMA API device, or NULL: physical */
 	struct device *msg_dev;
 	bool (*notify)(struct revirt_virtqueue *vq);
 
@@ -168,24 +174,29 @@ static __printf(2, 3) void rv_break(struct revirt_vring *vr,
 
 /**
  * revirt_vring_dma_map - map one buffer of a virtqueue for the device
- * @dma_dev: device the buffer is mapped for
+ * @dma_dev: device the buffer is mapped for with the DMA API, or NULL for
+ *	a device that is given physical addresses (no mapping to undo)
  * @page: first page of the buffer
  * @offset: offset of the buffer in @page
  * @len: length in bytes
  * @dir: direction of the transfer
  *
- * Every buffer mapping of revirt goes through here, so that fault
- * injection (fail_function) can make any of them fail.
+ * Every buffer mapping of revirt goes through here, with the DMA API or
+ * without, so that fault injection (fail_function) can make any of them
+ * fail.
  *
- * Return: the DMA address, or DMA_MAPPING_ERROR.
+ * Return: the address to give the device, or DMA_MAPPING_ERROR.
  */
 noinline dma_addr_t revirt_vring_dma_map(struct device *dma_dev,
 					 struct page *page,
 					 unsigned long offset, size_t len,
 					 enum dma_data_direction dir)
 {
-	dma_addr_t addr = dma_map_page(dma_dev, page, offset, len, dir);
+	dma_addr_t addr;
 
+	if (!dma_dev)
+		return page_to_phys(page) + offset;
+	addr = dma_map_page(dma_dev, page, offset, len, dir);
 	if (dma_mapping_error(dma_dev, addr))
 		return DMA_MAPPING_ERROR;
 	return addr;
@@ -193,10 +204,13 @@ noinline dma_addr_t revirt_vring_dma_map(struct device *dma_dev,
 
 ALLOW_ERROR_INJECTION(revirt_vring_dma_map, ERRNO);
 
+/* Undo a mapping; a physical address (no DMA API) has nothing to undo. */
 static void rv_unmap(const struct revirt_vring *vr,
 		     const struct revirt_desc_extra *ex)
 {
-	dma_unmap_page(vr->dma_dev, ex->addr, ex->len,
+	if (!vr->map_dev)
+		return;
+	dma_unmap_page(vr->map_dev, ex->addr, ex->len,
 		       (ex->flags & VRING_DESC_F_WRITE) ?
 		       DMA_FROM_DEVICE : DMA_TO_DEVICE);
 }
@@ -254,7 +268,7 @@ static __always_inline int rv_map_sgs(struct revirt_vring *vr,
 			u16 next = rv_next(extra, i, table);
 			dma_addr_t addr;
 
-			addr = revirt_vring_dma_map(vr->dma_dev, sg_page(sg),
+			addr = revirt_vring_dma_map(vr->map_dev, sg_page(sg),
 						    sg->offset, sg->length, dir);
 			if (addr == DMA_MAPPING_ERROR)
 				goto unmap;
@@ -328,7 +342,7 @@ static int rv_add_indirect(struct revirt_vring *vr, struct scatterlist *sgs[],
 	if (err)
 		goto free;
 
-	addr = revirt_vring_dma_map(vr->dma_dev, virt_to_page(indir),
+	addr = revirt_vring_dma_map(vr->map_dev, virt_to_page(indir),
 				    offset_in_page(indir),
 				    total * sizeof(*indir), DMA_TO_DEVICE);
 	if (addr == DMA_MAPPING_ERROR) {
@@ -614,7 +628,7 @@ static __always_inline void rv_detach(struct revirt_vring *vr, u16 head)
 	vr->vq.num_free += st->ndescs;
 
 	if (st->indir) {
-		for (n = 0; n < st->indir_num; n++)
+		for (n = 0; vr->map_dev && n < st->indir_num; n++)
 			rv_unmap(vr, &st->indir_extra[n]);
 		rv_table_put(vr, st->indir, st->indir_num);
 	}
@@ -839,12 +853,29 @@ static int rv_alloc_ring(struct revirt_vring *vr, unsigned int num,
 			 unsigned int align)
 {
 	vr->ring_bytes = PAGE_ALIGN(vring_size(num, align));
-	vr->ring_mem = dma_alloc_coherent(vr->dma_dev, vr->ring_bytes,
-					  &vr->ring_dma, GFP_KERNEL);
+	if (vr->map_dev) {
+		vr->ring_mem = dma_alloc_coherent(vr->map_dev, vr->ring_bytes,
+						  &vr->ring_dma, GFP_KERNEL);
+	} else {
+		/* Physically contiguous, as the device sees one range. */
+		vr->ring_mem = alloc_pages_exact(vr->ring_bytes,
+						 GFP_KERNEL | __GFP_ZERO);
+		if (vr->ring_mem)
+			vr->ring_dma = virt_to_phys(vr->ring_mem);
+	}
 	if (!vr->ring_mem)
 		return -ENOMEM;
 	vring_init(&vr->vring, num, vr->ring_mem, align);
 	return 0;
+}
+
+static void rv_free_ring(struct revirt_vring *vr)
+{
+	if (vr->map_dev)
+		dma_free_coherent(vr->map_dev, vr->ring_bytes, vr->ring_mem,
+				  vr->ring_dma);
+	else
+		free_pages_exact(vr->ring_mem, vr->ring_bytes);
 }
 
 /**
@@ -890,7 +921,7 @@ revirt_vring_create(const struct revirt_vring_config *cfg,
 			goto free_arrays;
 	}
 
-	vr->dma_dev = cfg->dma_dev;
+	vr->map_dev = cfg->use_dma_api ? cfg->dma_dev : NULL;
 	vr->msg_dev = cfg->msg_dev;
 	err = rv_alloc_ring(vr, cfg->num, cfg->align);
 	if (err)
@@ -949,8 +980,7 @@ void revirt_vring_del(struct revirt_virtqueue *vq)
 	while (vr->ntables)
 		kfree(vr->tables[--vr->ntables]);
 	kfree(vr->tables);
-	dma_free_coherent(vr->dma_dev, vr->ring_bytes, vr->ring_mem,
-			  vr->ring_dma);
+	rv_free_ring(vr);
 	kfree(vr->extra);
 	kfree(vr->state);
 	kfree(vr);
