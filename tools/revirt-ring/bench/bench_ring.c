@@ -14,7 +14,10 @@
  *
  * RING is "revirt" or "kernel"; EVT and IND (0/1) negotiate event index
  * and indirect descriptors.  Each buffer is one 16-byte readable and one
- * 16-byte writable entry.
+ * 16-byte writable entry.  With BENCH_DMA=1 in the environment the device
+ * offers VIRTIO_F_ACCESS_PLATFORM, so that both rings map buffers with the
+ * DMA API; otherwise (QEMU's default devices) both give the device
+ * physical addresses.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -48,12 +51,13 @@ irqreturn_t vring_interrupt(int irq, void *vq);
 void vring_del_virtqueue(struct virtqueue *vq);
 /* In kadapter.c, which sees the kernel's types. */
 struct virtqueue *kadapter_create(unsigned int num, bool evt, bool ind,
-				  bool (*notify)(struct virtqueue *vq),
+				  bool dma, bool (*notify)(struct virtqueue *vq),
 				  void (*callback)(struct virtqueue *vq));
 void kadapter_destroy(struct virtqueue *vq);
 
 static struct device bench_device = { .name = "bench" };
 static unsigned long kicks, callbacks;
+static bool bench_dma;		/* VIRTIO_F_ACCESS_PLATFORM offered */
 
 struct ring_ops {
 	void *(*create)(unsigned int num, bool evt, bool ind);
@@ -85,7 +89,7 @@ static void *rv_create(unsigned int num, bool evt, bool ind)
 	struct revirt_vring_config cfg = {
 		.num = num, .align = 64, .little_endian = true,
 		.event_idx = evt, .indirect = ind, .weak_barriers = true,
-		.dma_dev = &bench_device, .msg_dev = &bench_device,
+		.use_dma_api = bench_dma, .dma_dev = &bench_device, .msg_dev = &bench_device,
 		.notify = rv_notify,
 	};
 	struct revirt_virtqueue *vq;
@@ -140,7 +144,7 @@ static void k_callback(struct virtqueue *vq)
 
 static void *k_create(unsigned int num, bool evt, bool ind)
 {
-	return kadapter_create(num, evt, ind, k_notify, k_callback);
+	return kadapter_create(num, evt, ind, bench_dma, k_notify, k_callback);
 }
 
 static int k_add(void *q, struct scatterlist *sgs[], void *data)
@@ -434,6 +438,7 @@ int main(int argc, char **argv)
 	batch = atoi(argv[3]);
 	evt = atoi(argv[4]);
 	ind = atoi(argv[5]);
+	bench_dma = getenv("BENCH_DMA") && atoi(getenv("BENCH_DMA"));
 	if (!batch || batch > MAX_BATCH)
 		die("batch out of range");
 	reqs_init();
