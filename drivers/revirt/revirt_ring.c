@@ -40,7 +40,7 @@ struct revirt_desc_extra {
 struct revirt_desc_state {
 	void *data;
 	struct vring_desc *indir;	/* indirect table, or NULL */
-	struct revirt_desc_extra *indir_extra;
+	struct revirt_desc_extra *indir_extra;	/* NULL: nothing to unmap */
 	u32 in_len;			/* bytes the device may write */
 	u16 ndescs;			/* descriptors used in the main table */
 	u16 indir_num;			/* entries in @indir */
@@ -51,7 +51,8 @@ struct revirt_desc_state {
  * size and, once their buffer is used, kept for the next buffers instead
  * of a kfree() and a kmalloc() per buffer (most indirect buffers are a
  * header, some data and a status): as many as the ring has descriptors,
- * at most RV_TABLES_KEPT (28 KiB), so that a full queue recycles them.
+ * at most RV_TABLES_KEPT (32 KiB, half that with physical addresses), so
+ * that a full queue recycles them.
  */
 #define RV_TABLE_SMALL	4
 #define RV_TABLES_KEPT	256
@@ -215,14 +216,19 @@ static void rv_unmap(const struct revirt_vring *vr,
 		       DMA_FROM_DEVICE : DMA_TO_DEVICE);
 }
 
-static void rv_set_desc(const struct revirt_vring *vr, struct vring_desc *desc,
-			struct revirt_desc_extra *ex, dma_addr_t addr, u32 len,
-			u16 flags, u16 next)
+/* Write a descriptor, and our private copy of it unless @ex is NULL. */
+static __always_inline void rv_set_desc(const struct revirt_vring *vr,
+					struct vring_desc *desc,
+					struct revirt_desc_extra *ex,
+					dma_addr_t addr, u32 len, u16 flags,
+					u16 next)
 {
 	desc->addr = rv_cpu64(vr, addr);
 	desc->len = rv_cpu32(vr, len);
 	desc->flags = rv_cpu16(vr, flags);
 	desc->next = rv_cpu16(vr, next);
+	if (!ex)
+		return;
 	ex->addr = addr;
 	ex->len = len;
 	ex->flags = flags;
@@ -240,12 +246,14 @@ static __always_inline u16 rv_next(const struct revirt_desc_extra *extra,
  * Map the scatterlists into descriptors starting at @first, linked
  * through the free list of the main table, or one after the other in an
  * indirect @table.  On failure, everything mapped here is unmapped again.
- * Inlined, so that each caller gets the linking it needs for free.
+ * Inlined, so that each caller gets the linking it needs for free.  An
+ * indirect table may come without private copies (!@priv, @extra NULL)
+ * when there is nothing to unmap.
  */
 static __always_inline int rv_map_sgs(struct revirt_vring *vr,
 				      struct vring_desc *desc,
 				      struct revirt_desc_extra *extra,
-				      bool table, u16 first,
+				      bool table, bool priv, u16 first,
 				      struct scatterlist *sgs[],
 				      unsigned int out_sgs,
 				      unsigned int in_sgs, u32 *in_len,
@@ -272,8 +280,8 @@ static __always_inline int rv_map_sgs(struct revirt_vring *vr,
 						    sg->offset, sg->length, dir);
 			if (addr == DMA_MAPPING_ERROR)
 				goto unmap;
-			rv_set_desc(vr, &desc[i], &extra[i], addr, sg->length,
-				    flags, next);
+			rv_set_desc(vr, &desc[i], priv ? &extra[i] : NULL,
+				    addr, sg->length, flags, next);
 			if (dir == DMA_FROM_DEVICE)
 				in_bytes += sg->length;
 			prev = i;
@@ -282,7 +290,8 @@ static __always_inline int rv_map_sgs(struct revirt_vring *vr,
 	}
 	/* The last descriptor ends the chain. */
 	flags &= ~VRING_DESC_F_NEXT;
-	extra[prev].flags = flags;
+	if (priv)
+		extra[prev].flags = flags;
 	desc[prev].flags = rv_cpu16(vr, flags);
 	*in_len = in_bytes;
 	*last = prev;
@@ -290,23 +299,29 @@ static __always_inline int rv_map_sgs(struct revirt_vring *vr,
 
 unmap:
 	/* Descriptor @i failed; those before it in the chain are mapped. */
-	for (; first != i; first = rv_next(extra, first, table))
+	for (; priv && first != i; first = rv_next(extra, first, table))
 		rv_unmap(vr, &extra[first]);
 	return -ENOMEM;
 }
 
-/* One entry of an indirect table, as the device sees it and as we keep it. */
-#define RV_TABLE_ENTRY	(sizeof(struct vring_desc) + \
-			 sizeof(struct revirt_desc_extra))
+/*
+ * One entry of an indirect table, as the device sees it and as we keep it
+ * to unmap it; with physical addresses only the device's part.
+ */
+static size_t rv_table_entry(const struct revirt_vring *vr)
+{
+	return sizeof(struct vring_desc) +
+	       (vr->map_dev ? sizeof(struct revirt_desc_extra) : 0);
+}
 
 static struct vring_desc *rv_table_get(struct revirt_vring *vr,
 				       unsigned int total, gfp_t gfp)
 {
 	if (total > RV_TABLE_SMALL)
-		return kmalloc_array(total, RV_TABLE_ENTRY, gfp);
+		return kmalloc_array(total, rv_table_entry(vr), gfp);
 	if (vr->ntables)
 		return vr->tables[--vr->ntables];
-	return kmalloc_array(RV_TABLE_SMALL, RV_TABLE_ENTRY, gfp);
+	return kmalloc_array(RV_TABLE_SMALL, rv_table_entry(vr), gfp);
 }
 
 /* Keep a small table of a used buffer for the next one, or free it. */
@@ -331,14 +346,25 @@ static int rv_add_indirect(struct revirt_vring *vr, struct scatterlist *sgs[],
 	unsigned int i;
 	int err;
 
-	/* Device-visible table and private bookkeeping in one allocation. */
+	/* Device-visible table and private copies in one allocation. */
 	indir = rv_table_get(vr, total, gfp);
 	if (!indir)
 		return -EAGAIN;		/* the caller falls back to direct */
-	iextra = (struct revirt_desc_extra *)&indir[total];
 
-	err = rv_map_sgs(vr, indir, iextra, true, 0, sgs, out_sgs, in_sgs,
-			 &st->in_len, &last);
+	/*
+	 * The private copy of the entries serves to unmap them; physical
+	 * addresses (no DMA API) have nothing to unmap, so none is kept.
+	 * Two calls, so that the inlined copy without it stores nothing.
+	 */
+	if (vr->map_dev) {
+		iextra = (struct revirt_desc_extra *)&indir[total];
+		err = rv_map_sgs(vr, indir, iextra, true, true, 0, sgs,
+				 out_sgs, in_sgs, &st->in_len, &last);
+	} else {
+		iextra = NULL;
+		err = rv_map_sgs(vr, indir, NULL, true, false, 0, sgs,
+				 out_sgs, in_sgs, &st->in_len, &last);
+	}
 	if (err)
 		goto free;
 
@@ -360,7 +386,7 @@ static int rv_add_indirect(struct revirt_vring *vr, struct scatterlist *sgs[],
 	return 0;
 
 unmap:
-	for (i = 0; i < total; i++)
+	for (i = 0; iextra && i < total; i++)
 		rv_unmap(vr, &iextra[i]);
 free:
 	kfree(indir);
@@ -375,8 +401,8 @@ static int rv_add_direct(struct revirt_vring *vr, struct scatterlist *sgs[],
 	u16 last;
 	int err;
 
-	err = rv_map_sgs(vr, vr->vring.desc, vr->extra, false, head, sgs,
-			 out_sgs, in_sgs, &st->in_len, &last);
+	err = rv_map_sgs(vr, vr->vring.desc, vr->extra, false, true, head,
+			 sgs, out_sgs, in_sgs, &st->in_len, &last);
 	if (err)
 		return err;
 	/* st->indir is NULL: a free head's state is cleared by rv_detach(). */
