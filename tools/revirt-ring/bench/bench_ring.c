@@ -14,7 +14,9 @@
  *
  * RING is "revirt" or "kernel"; EVT and IND (0/1) negotiate event index
  * and indirect descriptors.  Each buffer is one 16-byte readable and one
- * 16-byte writable entry.  With BENCH_DMA=1 in the environment the device
+ * 16-byte writable entry; BENCH_IN=N in the environment makes that N
+ * writable entries (up to MAX_IN), e.g. 33 for the chain of a 128 KiB
+ * block request (header, 32 pages, status).  With BENCH_DMA=1 in the environment the device
  * offers VIRTIO_F_ACCESS_PLATFORM, so that both rings map buffers with the
  * DMA API; otherwise (QEMU's default devices) both give the device
  * physical addresses.
@@ -32,6 +34,7 @@
 
 #define RING_NUM	512
 #define MAX_BATCH	256
+#define MAX_IN		64
 
 /* The kernel ring's entry points (its own header clashes with ours). */
 struct virtqueue;
@@ -300,10 +303,12 @@ static void dev_init(struct bdev *d, const struct ring_ops *ops, void *q,
 /* ---- the driver -------------------------------------------------------- */
 
 struct breq {
-	u8 out[16], in[16];
-	struct scatterlist sg[2];
+	u8 out[16], in[16 * MAX_IN];
+	struct scatterlist sg[1 + MAX_IN];
 	struct scatterlist *sgs[2];
 };
+
+static unsigned int n_in = 1;	/* writable entries per buffer */
 
 static struct breq reqs[MAX_BATCH];
 
@@ -314,8 +319,12 @@ static void reqs_init(void)
 	for (i = 0; i < MAX_BATCH; i++) {
 		struct breq *r = &reqs[i];
 
+		unsigned int k;
+
 		sg_init_one(&r->sg[0], r->out, sizeof(r->out));
-		sg_init_one(&r->sg[1], r->in, sizeof(r->in));
+		sg_init_table(&r->sg[1], n_in);
+		for (k = 0; k < n_in; k++)
+			sg_set_buf(&r->sg[1 + k], r->in + 16 * k, 16);
 		r->sgs[0] = &r->sg[0];
 		r->sgs[1] = &r->sg[1];
 	}
@@ -345,7 +354,7 @@ static noinline unsigned int drv_get(const struct ring_ops *ops, void *q)
 	unsigned int len, n = 0;
 
 	while (ops->get(q, &len)) {
-		if (len != 16)
+		if (len != 16 * n_in)
 			die("bad length");
 		n++;
 	}
@@ -439,6 +448,10 @@ int main(int argc, char **argv)
 	evt = atoi(argv[4]);
 	ind = atoi(argv[5]);
 	bench_dma = getenv("BENCH_DMA") && atoi(getenv("BENCH_DMA"));
+	if (getenv("BENCH_IN"))
+		n_in = atoi(getenv("BENCH_IN"));
+	if (!n_in || n_in > MAX_IN)
+		die("BENCH_IN out of range");
 	if (!batch || batch > MAX_BATCH)
 		die("batch out of range");
 	reqs_init();
