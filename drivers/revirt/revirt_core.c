@@ -13,6 +13,7 @@
  *   shutdown:  reset, so that no DMA outlives the kernel
  */
 
+#include <linux/cc_platform.h>
 #include <linux/idr.h>
 #include <linux/module.h>
 #include <linux/revirt.h>
@@ -20,6 +21,7 @@
 #include <linux/slab.h>
 #include <linux/workqueue.h>
 #include <uapi/linux/virtio_ring.h>
+#include <xen/xen.h>
 
 #include "revirt_compat.h"
 #include "revirt_internal.h"
@@ -113,6 +115,21 @@ int revirt_find_vqs(struct revirt_device *vdev, unsigned int nvqs,
 }
 EXPORT_SYMBOL_GPL(revirt_find_vqs);
 
+/*
+ * Whether the device reaches guest memory through the DMA API's mappings.
+ * It does when it negotiated VIRTIO_F_ACCESS_PLATFORM (an IOMMU or another
+ * translation may sit in front of it).  Without that feature the virtio
+ * specification gives the device physical addresses, except where the
+ * platform cannot: a Xen guest's devices need grant mappings, and the
+ * memory of an encrypted guest is visible to the host only through the
+ * DMA API's shared bounce buffers.
+ */
+static bool revirt_use_dma_api(struct revirt_device *vdev)
+{
+	return revirt_has_feature(vdev, VIRTIO_F_ACCESS_PLATFORM) ||
+	       xen_domain() || cc_platform_has(CC_ATTR_GUEST_MEM_ENCRYPT);
+}
+
 /**
  * revirt_create_vq - make a virtqueue laid out for the negotiated features
  * @vdev: the device, its features negotiated
@@ -123,8 +140,8 @@ EXPORT_SYMBOL_GPL(revirt_find_vqs);
  * @notify: the transport's kick
  * @info: the driver's name and callback for the queue
  *
- * For transports: byte order, indirect descriptors and event index follow
- * the features the core negotiated.
+ * For transports: byte order, indirect descriptors, event index and the
+ * use of the DMA API follow the features the core negotiated.
  *
  * Return: the queue, or an ERR_PTR().
  */
@@ -143,6 +160,7 @@ revirt_create_vq(struct revirt_device *vdev, unsigned int index,
 		.indirect = revirt_has_feature(vdev,
 					       VIRTIO_RING_F_INDIRECT_DESC),
 		.weak_barriers = true,
+		.use_dma_api = revirt_use_dma_api(vdev),
 		.dma_dev = dma_dev,
 		.msg_dev = &vdev->dev,
 		.notify = notify,

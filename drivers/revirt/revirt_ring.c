@@ -3,7 +3,11 @@
  * revirt split virtqueues.
  *
  * Layout (virtio 1.x, 2.7): a descriptor table, the driver-written avail
- * ring and the device-written used ring, in one DMA-coherent allocation.
+ * ring and the device-written used ring, in one allocation: DMA-coherent
+ * memory for a device that reaches memory through the DMA API
+ * (VIRTIO_F_ACCESS_PLATFORM), plain pages whose physical address the
+ * device is given otherwise.  Buffers are mapped likewise: with the DMA
+ * API, or as their physical address with no mapping to undo.
  *
  * The device is not trusted.  Everything the ring needs to find, unmap and
  * free a buffer (addresses, lengths, flags, chain links) is kept in memory
@@ -14,6 +18,8 @@
  */
 
 #include <linux/dma-mapping.h>
+#include <linux/gfp.h>
+#include <linux/io.h>
 #include <linux/module.h>
 #include <linux/revirt_ring.h>
 #include <linux/scatterlist.h>
@@ -34,7 +40,7 @@ struct revirt_desc_extra {
 struct revirt_desc_state {
 	void *data;
 	struct vring_desc *indir;	/* indirect table, or NULL */
-	struct revirt_desc_extra *indir_extra;
+	struct revirt_desc_extra *indir_extra;	/* NULL: nothing to unmap */
 	u32 in_len;			/* bytes the device may write */
 	u16 ndescs;			/* descriptors used in the main table */
 	u16 indir_num;			/* entries in @indir */
@@ -45,7 +51,8 @@ struct revirt_desc_state {
  * size and, once their buffer is used, kept for the next buffers instead
  * of a kfree() and a kmalloc() per buffer (most indirect buffers are a
  * header, some data and a status): as many as the ring has descriptors,
- * at most RV_TABLES_KEPT (28 KiB), so that a full queue recycles them.
+ * at most RV_TABLES_KEPT (32 KiB, half that with physical addresses), so
+ * that a full queue recycles them.
  */
 #define RV_TABLE_SMALL	4
 #define RV_TABLES_KEPT	256
@@ -56,7 +63,7 @@ struct revirt_vring {
 	void *ring_mem;
 	dma_addr_t ring_dma;
 	size_t ring_bytes;
-	struct device *dma_dev;
+	struct device *map_dev;		/* DMA API device, or NULL: physical */
 	struct device *msg_dev;
 	bool (*notify)(struct revirt_virtqueue *vq);
 
@@ -168,24 +175,29 @@ static __printf(2, 3) void rv_break(struct revirt_vring *vr,
 
 /**
  * revirt_vring_dma_map - map one buffer of a virtqueue for the device
- * @dma_dev: device the buffer is mapped for
+ * @dma_dev: device the buffer is mapped for with the DMA API, or NULL for
+ *	a device that is given physical addresses (no mapping to undo)
  * @page: first page of the buffer
  * @offset: offset of the buffer in @page
  * @len: length in bytes
  * @dir: direction of the transfer
  *
- * Every buffer mapping of revirt goes through here, so that fault
- * injection (fail_function) can make any of them fail.
+ * Every buffer mapping of revirt goes through here, with the DMA API or
+ * without, so that fault injection (fail_function) can make any of them
+ * fail.
  *
- * Return: the DMA address, or DMA_MAPPING_ERROR.
+ * Return: the address to give the device, or DMA_MAPPING_ERROR.
  */
 noinline dma_addr_t revirt_vring_dma_map(struct device *dma_dev,
 					 struct page *page,
 					 unsigned long offset, size_t len,
 					 enum dma_data_direction dir)
 {
-	dma_addr_t addr = dma_map_page(dma_dev, page, offset, len, dir);
+	dma_addr_t addr;
 
+	if (!dma_dev)
+		return page_to_phys(page) + offset;
+	addr = dma_map_page(dma_dev, page, offset, len, dir);
 	if (dma_mapping_error(dma_dev, addr))
 		return DMA_MAPPING_ERROR;
 	return addr;
@@ -193,22 +205,30 @@ noinline dma_addr_t revirt_vring_dma_map(struct device *dma_dev,
 
 ALLOW_ERROR_INJECTION(revirt_vring_dma_map, ERRNO);
 
+/* Undo a mapping; a physical address (no DMA API) has nothing to undo. */
 static void rv_unmap(const struct revirt_vring *vr,
 		     const struct revirt_desc_extra *ex)
 {
-	dma_unmap_page(vr->dma_dev, ex->addr, ex->len,
+	if (!vr->map_dev)
+		return;
+	dma_unmap_page(vr->map_dev, ex->addr, ex->len,
 		       (ex->flags & VRING_DESC_F_WRITE) ?
 		       DMA_FROM_DEVICE : DMA_TO_DEVICE);
 }
 
-static void rv_set_desc(const struct revirt_vring *vr, struct vring_desc *desc,
-			struct revirt_desc_extra *ex, dma_addr_t addr, u32 len,
-			u16 flags, u16 next)
+/* Write a descriptor, and our private copy of it unless @ex is NULL. */
+static __always_inline void rv_set_desc(const struct revirt_vring *vr,
+					struct vring_desc *desc,
+					struct revirt_desc_extra *ex,
+					dma_addr_t addr, u32 len, u16 flags,
+					u16 next)
 {
 	desc->addr = rv_cpu64(vr, addr);
 	desc->len = rv_cpu32(vr, len);
 	desc->flags = rv_cpu16(vr, flags);
 	desc->next = rv_cpu16(vr, next);
+	if (!ex)
+		return;
 	ex->addr = addr;
 	ex->len = len;
 	ex->flags = flags;
@@ -226,12 +246,14 @@ static __always_inline u16 rv_next(const struct revirt_desc_extra *extra,
  * Map the scatterlists into descriptors starting at @first, linked
  * through the free list of the main table, or one after the other in an
  * indirect @table.  On failure, everything mapped here is unmapped again.
- * Inlined, so that each caller gets the linking it needs for free.
+ * Inlined, so that each caller gets the linking it needs for free.  An
+ * indirect table may come without private copies (!@priv, @extra NULL)
+ * when there is nothing to unmap.
  */
 static __always_inline int rv_map_sgs(struct revirt_vring *vr,
 				      struct vring_desc *desc,
 				      struct revirt_desc_extra *extra,
-				      bool table, u16 first,
+				      bool table, bool priv, u16 first,
 				      struct scatterlist *sgs[],
 				      unsigned int out_sgs,
 				      unsigned int in_sgs, u32 *in_len,
@@ -254,12 +276,12 @@ static __always_inline int rv_map_sgs(struct revirt_vring *vr,
 			u16 next = rv_next(extra, i, table);
 			dma_addr_t addr;
 
-			addr = revirt_vring_dma_map(vr->dma_dev, sg_page(sg),
+			addr = revirt_vring_dma_map(vr->map_dev, sg_page(sg),
 						    sg->offset, sg->length, dir);
 			if (addr == DMA_MAPPING_ERROR)
 				goto unmap;
-			rv_set_desc(vr, &desc[i], &extra[i], addr, sg->length,
-				    flags, next);
+			rv_set_desc(vr, &desc[i], priv ? &extra[i] : NULL,
+				    addr, sg->length, flags, next);
 			if (dir == DMA_FROM_DEVICE)
 				in_bytes += sg->length;
 			prev = i;
@@ -268,7 +290,8 @@ static __always_inline int rv_map_sgs(struct revirt_vring *vr,
 	}
 	/* The last descriptor ends the chain. */
 	flags &= ~VRING_DESC_F_NEXT;
-	extra[prev].flags = flags;
+	if (priv)
+		extra[prev].flags = flags;
 	desc[prev].flags = rv_cpu16(vr, flags);
 	*in_len = in_bytes;
 	*last = prev;
@@ -276,23 +299,29 @@ static __always_inline int rv_map_sgs(struct revirt_vring *vr,
 
 unmap:
 	/* Descriptor @i failed; those before it in the chain are mapped. */
-	for (; first != i; first = rv_next(extra, first, table))
+	for (; priv && first != i; first = rv_next(extra, first, table))
 		rv_unmap(vr, &extra[first]);
 	return -ENOMEM;
 }
 
-/* One entry of an indirect table, as the device sees it and as we keep it. */
-#define RV_TABLE_ENTRY	(sizeof(struct vring_desc) + \
-			 sizeof(struct revirt_desc_extra))
+/*
+ * One entry of an indirect table, as the device sees it and as we keep it
+ * to unmap it; with physical addresses only the device's part.
+ */
+static size_t rv_table_entry(const struct revirt_vring *vr)
+{
+	return sizeof(struct vring_desc) +
+	       (vr->map_dev ? sizeof(struct revirt_desc_extra) : 0);
+}
 
 static struct vring_desc *rv_table_get(struct revirt_vring *vr,
 				       unsigned int total, gfp_t gfp)
 {
 	if (total > RV_TABLE_SMALL)
-		return kmalloc_array(total, RV_TABLE_ENTRY, gfp);
+		return kmalloc_array(total, rv_table_entry(vr), gfp);
 	if (vr->ntables)
 		return vr->tables[--vr->ntables];
-	return kmalloc_array(RV_TABLE_SMALL, RV_TABLE_ENTRY, gfp);
+	return kmalloc_array(RV_TABLE_SMALL, rv_table_entry(vr), gfp);
 }
 
 /* Keep a small table of a used buffer for the next one, or free it. */
@@ -317,18 +346,29 @@ static int rv_add_indirect(struct revirt_vring *vr, struct scatterlist *sgs[],
 	unsigned int i;
 	int err;
 
-	/* Device-visible table and private bookkeeping in one allocation. */
+	/* Device-visible table and private copies in one allocation. */
 	indir = rv_table_get(vr, total, gfp);
 	if (!indir)
 		return -EAGAIN;		/* the caller falls back to direct */
-	iextra = (struct revirt_desc_extra *)&indir[total];
 
-	err = rv_map_sgs(vr, indir, iextra, true, 0, sgs, out_sgs, in_sgs,
-			 &st->in_len, &last);
+	/*
+	 * The private copy of the entries serves to unmap them; physical
+	 * addresses (no DMA API) have nothing to unmap, so none is kept.
+	 * Two calls, so that the inlined copy without it stores nothing.
+	 */
+	if (vr->map_dev) {
+		iextra = (struct revirt_desc_extra *)&indir[total];
+		err = rv_map_sgs(vr, indir, iextra, true, true, 0, sgs,
+				 out_sgs, in_sgs, &st->in_len, &last);
+	} else {
+		iextra = NULL;
+		err = rv_map_sgs(vr, indir, NULL, true, false, 0, sgs,
+				 out_sgs, in_sgs, &st->in_len, &last);
+	}
 	if (err)
 		goto free;
 
-	addr = revirt_vring_dma_map(vr->dma_dev, virt_to_page(indir),
+	addr = revirt_vring_dma_map(vr->map_dev, virt_to_page(indir),
 				    offset_in_page(indir),
 				    total * sizeof(*indir), DMA_TO_DEVICE);
 	if (addr == DMA_MAPPING_ERROR) {
@@ -346,7 +386,7 @@ static int rv_add_indirect(struct revirt_vring *vr, struct scatterlist *sgs[],
 	return 0;
 
 unmap:
-	for (i = 0; i < total; i++)
+	for (i = 0; iextra && i < total; i++)
 		rv_unmap(vr, &iextra[i]);
 free:
 	kfree(indir);
@@ -361,8 +401,8 @@ static int rv_add_direct(struct revirt_vring *vr, struct scatterlist *sgs[],
 	u16 last;
 	int err;
 
-	err = rv_map_sgs(vr, vr->vring.desc, vr->extra, false, head, sgs,
-			 out_sgs, in_sgs, &st->in_len, &last);
+	err = rv_map_sgs(vr, vr->vring.desc, vr->extra, false, true, head,
+			 sgs, out_sgs, in_sgs, &st->in_len, &last);
 	if (err)
 		return err;
 	/* st->indir is NULL: a free head's state is cleared by rv_detach(). */
@@ -614,7 +654,7 @@ static __always_inline void rv_detach(struct revirt_vring *vr, u16 head)
 	vr->vq.num_free += st->ndescs;
 
 	if (st->indir) {
-		for (n = 0; n < st->indir_num; n++)
+		for (n = 0; vr->map_dev && n < st->indir_num; n++)
 			rv_unmap(vr, &st->indir_extra[n]);
 		rv_table_put(vr, st->indir, st->indir_num);
 	}
@@ -839,12 +879,29 @@ static int rv_alloc_ring(struct revirt_vring *vr, unsigned int num,
 			 unsigned int align)
 {
 	vr->ring_bytes = PAGE_ALIGN(vring_size(num, align));
-	vr->ring_mem = dma_alloc_coherent(vr->dma_dev, vr->ring_bytes,
-					  &vr->ring_dma, GFP_KERNEL);
+	if (vr->map_dev) {
+		vr->ring_mem = dma_alloc_coherent(vr->map_dev, vr->ring_bytes,
+						  &vr->ring_dma, GFP_KERNEL);
+	} else {
+		/* Physically contiguous, as the device sees one range. */
+		vr->ring_mem = alloc_pages_exact(vr->ring_bytes,
+						 GFP_KERNEL | __GFP_ZERO);
+		if (vr->ring_mem)
+			vr->ring_dma = virt_to_phys(vr->ring_mem);
+	}
 	if (!vr->ring_mem)
 		return -ENOMEM;
 	vring_init(&vr->vring, num, vr->ring_mem, align);
 	return 0;
+}
+
+static void rv_free_ring(struct revirt_vring *vr)
+{
+	if (vr->map_dev)
+		dma_free_coherent(vr->map_dev, vr->ring_bytes, vr->ring_mem,
+				  vr->ring_dma);
+	else
+		free_pages_exact(vr->ring_mem, vr->ring_bytes);
 }
 
 /**
@@ -890,7 +947,7 @@ revirt_vring_create(const struct revirt_vring_config *cfg,
 			goto free_arrays;
 	}
 
-	vr->dma_dev = cfg->dma_dev;
+	vr->map_dev = cfg->use_dma_api ? cfg->dma_dev : NULL;
 	vr->msg_dev = cfg->msg_dev;
 	err = rv_alloc_ring(vr, cfg->num, cfg->align);
 	if (err)
@@ -949,8 +1006,7 @@ void revirt_vring_del(struct revirt_virtqueue *vq)
 	while (vr->ntables)
 		kfree(vr->tables[--vr->ntables]);
 	kfree(vr->tables);
-	dma_free_coherent(vr->dma_dev, vr->ring_bytes, vr->ring_mem,
-			  vr->ring_dma);
+	rv_free_ring(vr);
 	kfree(vr->extra);
 	kfree(vr->state);
 	kfree(vr);

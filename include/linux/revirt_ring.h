@@ -53,6 +53,10 @@ struct revirt_virtqueue {
  * @event_idx: VIRTIO_RING_F_EVENT_IDX was negotiated
  * @indirect: VIRTIO_RING_F_INDIRECT_DESC was negotiated
  * @weak_barriers: SMP barriers are enough (the device is another CPU)
+ * @use_dma_api: the device reaches memory through the DMA API's mappings
+ *	(VIRTIO_F_ACCESS_PLATFORM was negotiated, or the platform needs
+ *	them); otherwise it is given physical addresses, as the virtio
+ *	specification says for a device without that feature
  * @dma_dev: device the ring and the buffers are mapped for
  * @msg_dev: device named in error messages
  * @notify: tell the device that buffers were added; false if it is gone
@@ -65,6 +69,7 @@ struct revirt_vring_config {
 	bool event_idx;
 	bool indirect;
 	bool weak_barriers;
+	bool use_dma_api;
 	struct device *dma_dev;
 	struct device *msg_dev;
 	bool (*notify)(struct revirt_virtqueue *vq);

@@ -65,6 +65,7 @@ int sim_dev_init(struct sim_dev *d, struct revirt_virtqueue *vq,
 	d->le = cfg->little_endian;
 	d->event_idx = cfg->event_idx;
 	d->indirect = cfg->indirect;
+	d->phys = !cfg->use_dma_api;
 	d->write_limit = ~0U;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->cond, NULL);
@@ -181,6 +182,24 @@ u32 sim_echo_handler(struct sim_dev *d, const struct sim_seg *seg,
 	return k;
 }
 
+/*
+ * May the device touch [addr, addr + len) in direction @dir?  With the DMA
+ * API: inside a live mapping made for it.  Without: a physical address
+ * that the ring did not map (a mapping would leak or be undone twice).
+ */
+static const char *addr_check(const struct sim_dev *d, u64 addr, u32 len,
+			      enum dma_data_direction dir)
+{
+	if (!d->phys)
+		return shim_dma_mapped(addr, len, dir) ? NULL :
+		       "not mapped for the device";
+	if (!addr)
+		return "a null physical address";
+	return shim_dma_mapped(addr, len, dir) ?
+	       "mapped with the DMA API, which this device does not use" :
+	       NULL;
+}
+
 int sim_dev_pop(struct sim_dev *d, u16 *head_out, u32 *len_out)
 {
 	struct vring_desc *table = d->vr.desc;
@@ -188,6 +207,7 @@ int sim_dev_pop(struct sim_dev *d, u16 *head_out, u32 *len_out)
 	u32 out = 0, in = 0, written;
 	bool indirect = false, seen_write = false;
 	u16 pending, head, i, prev = 0;
+	const char *why;
 
 	if (d->stopped)
 		return 0;
@@ -241,9 +261,11 @@ int sim_dev_pop(struct sim_dev *d, u16 *head_out, u32 *len_out)
 			if (!len || len % sizeof(struct vring_desc))
 				return dev_fail(d, "buffer %u: indirect table of %u bytes",
 						head, len);
-			if (!shim_dma_mapped(addr, len, DMA_TO_DEVICE))
-				return dev_fail(d, "buffer %u: indirect table %#llx+%u not mapped to the device",
-						head, (unsigned long long)addr, len);
+			why = addr_check(d, addr, len, DMA_TO_DEVICE);
+			if (why)
+				return dev_fail(d, "buffer %u: indirect table %#llx+%u %s",
+						head, (unsigned long long)addr, len,
+						why);
 			table = (struct vring_desc *)(uintptr_t)addr;
 			tsize = len / sizeof(struct vring_desc);
 			indirect = true;
@@ -257,11 +279,12 @@ int sim_dev_pop(struct sim_dev *d, u16 *head_out, u32 *len_out)
 		else if (seen_write)
 			return dev_fail(d, "buffer %u: readable descriptor after a writable one",
 					head);
-		if (!shim_dma_mapped(addr, len,
-				     write ? DMA_FROM_DEVICE : DMA_TO_DEVICE))
-			return dev_fail(d, "buffer %u: %#llx+%u not mapped %s the device",
+		why = addr_check(d, addr, len,
+				 write ? DMA_FROM_DEVICE : DMA_TO_DEVICE);
+		if (why)
+			return dev_fail(d, "buffer %u: %#llx+%u (%s) %s",
 					head, (unsigned long long)addr, len,
-					write ? "from" : "to");
+					write ? "writable" : "readable", why);
 		if (nseg == d->num)
 			return dev_fail(d, "buffer %u: chain longer than the ring",
 					head);

@@ -38,6 +38,7 @@ struct sim_dev {
 	bool le;			/* ring byte order */
 	bool event_idx;
 	bool indirect;			/* indirect descriptors allowed */
+	bool phys;			/* physical addresses, no DMA API */
 	struct vring vr;		/* as found from the bus addresses */
 
 	u16 last_avail;			/* next avail entry to take */

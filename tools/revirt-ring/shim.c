@@ -459,6 +459,32 @@ void kfree(const void *p)
 	free((void *)p);
 }
 
+/* Pages for a ring without the DMA API: counted with the kmalloc blocks. */
+void *alloc_pages_exact(size_t size, gfp_t gfp)
+{
+	void *p;
+
+	shim.alloc_calls++;
+	if (fault_hit(&alloc_fault))
+		return NULL;
+	p = aligned_alloc(PAGE_SIZE, PAGE_ALIGN(size));
+	if (!p)
+		return NULL;
+	if (gfp & __GFP_ZERO)
+		memset(p, 0, PAGE_ALIGN(size));
+	__atomic_add_fetch(&shim.kmalloc_live, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+void free_pages_exact(void *virt, size_t size)
+{
+	(void)size;
+	if (!virt)
+		return;
+	__atomic_sub_fetch(&shim.kmalloc_live, 1, __ATOMIC_RELAXED);
+	free(virt);
+}
+
 /* ---- test control ------------------------------------------------------ */
 
 void shim_reset(void)

@@ -17,10 +17,10 @@ struct shim_stats {
 	unsigned long dev_warn;		/* dev_warn() lines */
 	unsigned long warn_on;		/* WARN_ON_ONCE() hits */
 	unsigned long map_calls;	/* dma_map_page() calls */
-	unsigned long alloc_calls;	/* kmalloc family + coherent calls */
+	unsigned long alloc_calls;	/* kmalloc family, coherent, pages */
 	long maps_live;			/* streaming mappings not unmapped */
 	long coherent_live;		/* coherent buffers not freed */
-	long kmalloc_live;		/* kmalloc'ed blocks not freed */
+	long kmalloc_live;		/* kmalloc blocks and pages not freed */
 	unsigned long dma_errors;	/* bad unmaps/frees, see dma_error */
 	char last_msg[SHIM_MSG_MAX];	/* text of the last dev_* line */
 	char dma_error[SHIM_MSG_MAX];	/* first bad unmap/free */
@@ -36,7 +36,7 @@ bool shim_clean(char *why, size_t len);
 void shim_fail_map_nth(unsigned long nth);
 /* Make the @nth next mapping and every later one fail. */
 void shim_fail_map_from(unsigned long nth);
-/* Same for allocations (kmalloc family and dma_alloc_coherent). */
+/* Same for allocations (kmalloc family, dma_alloc_coherent, pages). */
 void shim_fail_alloc_nth(unsigned long nth);
 void shim_fail_alloc_from(unsigned long nth);
 /* Do not print dev_* lines (still counted); for long stress loops. */

@@ -147,15 +147,18 @@ enum {
 	M_EVT = 2,	/* event index */
 	M_BE = 4,	/* big-endian ring fields (little_endian = false) */
 	M_ALL = 8,	/* number of combinations */
+	/* Outside M_ALL: physical addresses (no DMA API) instead of mappings. */
+	M_PHYS = 8,
 };
 
 static const char *mode_name(unsigned int mode)
 {
 	static char buf[64];
 
-	snprintf(buf, sizeof(buf), "%s%s%s", mode & M_IND ? "indirect " : "",
+	snprintf(buf, sizeof(buf), "%s%s%s%s", mode & M_IND ? "indirect " : "",
 		 mode & M_EVT ? "event-idx " : "",
-		 mode & M_BE ? "big-endian" : "little-endian");
+		 mode & M_BE ? "big-endian" : "little-endian",
+		 mode & M_PHYS ? " physical" : "");
 	return buf;
 }
 
@@ -203,6 +206,7 @@ static struct tq *tq_new(unsigned int num, unsigned int mode, bool callback)
 	t->cfg.indirect = mode & M_IND;
 	/* Both barrier flavours get exercised. */
 	t->cfg.weak_barriers = !(mode & M_BE);
+	t->cfg.use_dma_api = !(mode & M_PHYS);
 	t->cfg.dma_dev = &test_device;
 	t->cfg.msg_dev = &test_device;
 	t->cfg.notify = sim_dev_notify;
@@ -530,6 +534,39 @@ static void t_mixed(void)
 			}
 		/* Entries crossing page boundaries. */
 		round_trip(t, tbuf_new2(3, 2, 3, 2, 5000));
+		tq_del(t);
+	}
+}
+
+/*
+ * Without the DMA API (no VIRTIO_F_ACCESS_PLATFORM) the device gets
+ * physical addresses: the ring maps nothing, keeps no coherent memory,
+ * and still takes buffers back and frees its pages (shim_clean()).  The
+ * device checks that no address it is given is a DMA mapping.
+ */
+static void t_physical(void)
+{
+	unsigned int mode, o, i;
+
+	for (mode = 0; mode < M_ALL; mode++) {
+		struct tq *t = tq_new(16, mode | M_PHYS, true);
+		struct tbuf *b[4];
+
+		CHECK_EQ(shim.coherent_live, 0);
+		CHECK_EQ(revirt_vring_desc_dma(t->vq) % 4096, 0);
+		for (o = 0; o <= 3; o++)
+			for (i = !o; i <= 3; i++)
+				round_trip(t, tbuf_new(o, i, 24));
+		round_trip(t, tbuf_new2(3, 2, 3, 2, 5000));
+		/* Several in flight, then a reset takes them back. */
+		for (i = 0; i < 4; i++) {
+			b[i] = tbuf_new(1, 2, 8);
+			CHECK_EQ(tq_add(t, b[i]), 0);
+		}
+		CHECK(revirt_vq_kick(t->vq));
+		CHECK_EQ(detach_all(t, b, 4), 4);
+		CHECK_EQ(shim.map_calls, 0);
+		CHECK_EQ(shim.maps_live, 0);
 		tq_del(t);
 	}
 }
@@ -1581,25 +1618,30 @@ static void t_create_alloc_failure(void)
 		.msg_dev = &test_device,
 		.notify = sim_dev_notify,
 	};
-	unsigned int k, failures = 0;
+	unsigned int dma, k, failures;
 
-	for (k = 1; k < 20; k++) {
-		struct revirt_virtqueue *vq;
+	/* The ring's memory: plain pages, or coherent DMA memory. */
+	for (dma = 0; dma < 2; dma++) {
+		cfg.use_dma_api = dma;
+		failures = 0;
+		for (k = 1; k < 20; k++) {
+			struct revirt_virtqueue *vq;
 
-		shim_fail_alloc_nth(k);
-		vq = revirt_vring_create(&cfg, NULL, NULL, "nomem");
-		shim_fail_alloc_nth(0);
-		if (!IS_ERR(vq)) {
-			revirt_vring_del(vq);
-			break;
+			shim_fail_alloc_nth(k);
+			vq = revirt_vring_create(&cfg, NULL, NULL, "nomem");
+			shim_fail_alloc_nth(0);
+			if (!IS_ERR(vq)) {
+				revirt_vring_del(vq);
+				break;
+			}
+			CHECK_EQ(PTR_ERR(vq), -ENOMEM);
+			CHECK_EQ(shim.kmalloc_live, 0);
+			CHECK_EQ(shim.coherent_live, 0);
+			failures++;
 		}
-		CHECK_EQ(PTR_ERR(vq), -ENOMEM);
-		CHECK_EQ(shim.kmalloc_live, 0);
-		CHECK_EQ(shim.coherent_live, 0);
-		failures++;
+		CHECK(k < 20);
+		CHECK(failures >= 2);
 	}
-	CHECK(k < 20);
-	CHECK(failures >= 2);
 }
 
 /* ---- a device that lies ------------------------------------------------ */
@@ -2126,6 +2168,8 @@ int main(int argc, char **argv)
 	run("out-only buffers", t_out_only, filter, list);
 	run("in-only buffers", t_in_only, filter, list);
 	run("mixed out/in scatterlists", t_mixed, filter, list);
+	run("physical addresses without the DMA API", t_physical, filter,
+	    list);
 	run("partial device writes", t_partial_write, filter, list);
 	run("add_outbuf and add_inbuf", t_outbuf_inbuf, filter, list);
 	run("add_outbuf and add_inbuf, chained lists", t_outbuf_chained,

@@ -14,7 +14,12 @@
  *
  * RING is "revirt" or "kernel"; EVT and IND (0/1) negotiate event index
  * and indirect descriptors.  Each buffer is one 16-byte readable and one
- * 16-byte writable entry.
+ * 16-byte writable entry; BENCH_IN=N in the environment makes that N
+ * writable entries (up to MAX_IN), e.g. 33 for the chain of a 128 KiB
+ * block request (header, 32 pages, status).  With BENCH_DMA=1 in the environment the device
+ * offers VIRTIO_F_ACCESS_PLATFORM, so that both rings map buffers with the
+ * DMA API; otherwise (QEMU's default devices) both give the device
+ * physical addresses.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -29,6 +34,7 @@
 
 #define RING_NUM	512
 #define MAX_BATCH	256
+#define MAX_IN		64
 
 /* The kernel ring's entry points (its own header clashes with ours). */
 struct virtqueue;
@@ -48,12 +54,13 @@ irqreturn_t vring_interrupt(int irq, void *vq);
 void vring_del_virtqueue(struct virtqueue *vq);
 /* In kadapter.c, which sees the kernel's types. */
 struct virtqueue *kadapter_create(unsigned int num, bool evt, bool ind,
-				  bool (*notify)(struct virtqueue *vq),
+				  bool dma, bool (*notify)(struct virtqueue *vq),
 				  void (*callback)(struct virtqueue *vq));
 void kadapter_destroy(struct virtqueue *vq);
 
 static struct device bench_device = { .name = "bench" };
 static unsigned long kicks, callbacks;
+static bool bench_dma;		/* VIRTIO_F_ACCESS_PLATFORM offered */
 
 struct ring_ops {
 	void *(*create)(unsigned int num, bool evt, bool ind);
@@ -85,7 +92,7 @@ static void *rv_create(unsigned int num, bool evt, bool ind)
 	struct revirt_vring_config cfg = {
 		.num = num, .align = 64, .little_endian = true,
 		.event_idx = evt, .indirect = ind, .weak_barriers = true,
-		.dma_dev = &bench_device, .msg_dev = &bench_device,
+		.use_dma_api = bench_dma, .dma_dev = &bench_device, .msg_dev = &bench_device,
 		.notify = rv_notify,
 	};
 	struct revirt_virtqueue *vq;
@@ -140,7 +147,7 @@ static void k_callback(struct virtqueue *vq)
 
 static void *k_create(unsigned int num, bool evt, bool ind)
 {
-	return kadapter_create(num, evt, ind, k_notify, k_callback);
+	return kadapter_create(num, evt, ind, bench_dma, k_notify, k_callback);
 }
 
 static int k_add(void *q, struct scatterlist *sgs[], void *data)
@@ -296,10 +303,12 @@ static void dev_init(struct bdev *d, const struct ring_ops *ops, void *q,
 /* ---- the driver -------------------------------------------------------- */
 
 struct breq {
-	u8 out[16], in[16];
-	struct scatterlist sg[2];
+	u8 out[16], in[16 * MAX_IN];
+	struct scatterlist sg[1 + MAX_IN];
 	struct scatterlist *sgs[2];
 };
+
+static unsigned int n_in = 1;	/* writable entries per buffer */
 
 static struct breq reqs[MAX_BATCH];
 
@@ -310,8 +319,12 @@ static void reqs_init(void)
 	for (i = 0; i < MAX_BATCH; i++) {
 		struct breq *r = &reqs[i];
 
+		unsigned int k;
+
 		sg_init_one(&r->sg[0], r->out, sizeof(r->out));
-		sg_init_one(&r->sg[1], r->in, sizeof(r->in));
+		sg_init_table(&r->sg[1], n_in);
+		for (k = 0; k < n_in; k++)
+			sg_set_buf(&r->sg[1 + k], r->in + 16 * k, 16);
 		r->sgs[0] = &r->sg[0];
 		r->sgs[1] = &r->sg[1];
 	}
@@ -341,7 +354,7 @@ static noinline unsigned int drv_get(const struct ring_ops *ops, void *q)
 	unsigned int len, n = 0;
 
 	while (ops->get(q, &len)) {
-		if (len != 16)
+		if (len != 16 * n_in)
 			die("bad length");
 		n++;
 	}
@@ -434,6 +447,11 @@ int main(int argc, char **argv)
 	batch = atoi(argv[3]);
 	evt = atoi(argv[4]);
 	ind = atoi(argv[5]);
+	bench_dma = getenv("BENCH_DMA") && atoi(getenv("BENCH_DMA"));
+	if (getenv("BENCH_IN"))
+		n_in = atoi(getenv("BENCH_IN"));
+	if (!n_in || n_in > MAX_IN)
+		die("BENCH_IN out of range");
 	if (!batch || batch > MAX_BATCH)
 		die("batch out of range");
 	reqs_init();

@@ -9,12 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/dma-mapping.h>
+#include <linux/gfp.h>
 #include <linux/slab.h>
 
-#define BENCH_GFP_ZERO	0x100	/* kshim.h's __GFP_ZERO */
-
-void *alloc_pages_exact(size_t size, gfp_t gfp);
-void free_pages_exact(void *p, size_t size);
 
 void shim_dev_printk(int level, const struct device *dev, const char *fmt, ...)
 {
@@ -66,7 +63,7 @@ void *alloc_pages_exact(size_t size, gfp_t gfp)
 {
 	void *p = aligned_alloc(PAGE_SIZE, PAGE_ALIGN(size));
 
-	if (p && (gfp & BENCH_GFP_ZERO))
+	if (p && (gfp & __GFP_ZERO))
 		memset(p, 0, PAGE_ALIGN(size));
 	return p;
 }
@@ -78,7 +75,7 @@ void free_pages_exact(void *p, size_t size)
 
 void *kmalloc(size_t size, gfp_t gfp)
 {
-	return gfp & BENCH_GFP_ZERO ? calloc(1, size) : malloc(size);
+	return gfp & __GFP_ZERO ? calloc(1, size) : malloc(size);
 }
 
 void *kzalloc(size_t size, gfp_t gfp)

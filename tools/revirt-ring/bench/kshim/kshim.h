@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <linux/types.h>
 #include <linux/virtio_byteorder.h>
+#include <linux/gfp.h>
+#include <linux/io.h>
 
 #define CONFIG_SMP 1
 #define __maybe_unused		__attribute__((__unused__))
@@ -41,11 +43,9 @@
 #define pr_debug(fmt, ...)	do { } while (0)
 #define dev_warn_once(dev, fmt, ...) dev_warn(dev, fmt, ##__VA_ARGS__)
 
-#define __GFP_ZERO		((gfp_t)0x100)
 #define __GFP_NOWARN		((gfp_t)0x200)
 #define __GFP_HIGHMEM		((gfp_t)0x400)
 
-typedef u64 phys_addr_t;
 typedef s64 ktime_t;
 #define ktime_get()		((ktime_t)0)
 #define ktime_sub(a, b)		((a) - (b))
@@ -56,9 +56,6 @@ typedef s64 ktime_t;
 #define le16_to_cpu(x)		le16toh(x)
 #define le32_to_cpu(x)		le32toh(x)
 #define le64_to_cpu(x)		le64toh(x)
-
-#define virt_to_phys(p)		((phys_addr_t)(uintptr_t)(p))
-#define page_to_phys(pg)	((phys_addr_t)(uintptr_t)(pg))
 
 #include <linux/list.h>
 #include <linux/scatterlist.h>
@@ -86,8 +83,5 @@ static inline void list_del(struct list_head *e)
 	for (pos = container_of((head)->next, __typeof__(*pos), member);	\
 	     &pos->member != (head);					\
 	     pos = container_of(pos->member.next, __typeof__(*pos), member))
-
-void *alloc_pages_exact(size_t size, gfp_t gfp);
-void free_pages_exact(void *p, size_t size);
 
 #endif
