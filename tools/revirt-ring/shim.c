@@ -379,6 +379,20 @@ void dma_unmap_page(struct device *dev, dma_addr_t addr, size_t size,
 	map_remove(addr, size, dir, false);
 }
 
+/* Whole pages for a ring, counted as an allocation that can be failed. */
+static void *ring_pages(size_t size, bool zero)
+{
+	void *p;
+
+	shim.alloc_calls++;
+	if (fault_hit(&alloc_fault))
+		return NULL;
+	p = aligned_alloc(PAGE_SIZE, PAGE_ALIGN(size));
+	if (p && zero)
+		memset(p, 0, PAGE_ALIGN(size));
+	return p;
+}
+
 void *dma_alloc_coherent(struct device *dev, size_t size,
 			 dma_addr_t *dma_handle, gfp_t gfp)
 {
@@ -386,14 +400,10 @@ void *dma_alloc_coherent(struct device *dev, size_t size,
 
 	(void)dev;
 	(void)gfp;
-	shim.alloc_calls++;
-	if (fault_hit(&alloc_fault))
-		return NULL;
-	p = aligned_alloc(PAGE_SIZE, PAGE_ALIGN(size));
+	/* The kernel's coherent memory comes zeroed. */
+	p = ring_pages(size, true);
 	if (!p)
 		return NULL;
-	/* The kernel's coherent memory comes zeroed. */
-	memset(p, 0, PAGE_ALIGN(size));
 	*dma_handle = (dma_addr_t)(uintptr_t)p;
 	map_insert(*dma_handle, size, DMA_BIDIRECTIONAL, true);
 	return p;
@@ -462,16 +472,10 @@ void kfree(const void *p)
 /* Pages for a ring without the DMA API: counted with the kmalloc blocks. */
 void *alloc_pages_exact(size_t size, gfp_t gfp)
 {
-	void *p;
+	void *p = ring_pages(size, gfp & __GFP_ZERO);
 
-	shim.alloc_calls++;
-	if (fault_hit(&alloc_fault))
-		return NULL;
-	p = aligned_alloc(PAGE_SIZE, PAGE_ALIGN(size));
 	if (!p)
 		return NULL;
-	if (gfp & __GFP_ZERO)
-		memset(p, 0, PAGE_ALIGN(size));
 	__atomic_add_fetch(&shim.kmalloc_live, 1, __ATOMIC_RELAXED);
 	return p;
 }
