@@ -33,6 +33,8 @@ def run(ktap, env):
     rig = env.rig()
     ok = ktap.ok
     rig.load_all()
+    # name each device's trace pointer here too: test_10 may not have run
+    rig.map_all(DEVS)
     rig.kmsg_mark("test_40")
 
     for q in DEVS:
