@@ -130,7 +130,9 @@ def inject(ktap, sh, n, drv, status_ok, kind, totals):
         tag = "test_97_%d_%s" % (n, op)
         sh("rv_kmsg %s" % tag, 30)
         rc, out = sh(setup + LOOP % {"op": op, "max": MAX_STEPS}, 1800)
-        _, dm = sh("rv_dmesg_after %s" % tag, 60)
+        # every failure dumped its stack: a long log for a KASAN guest
+        # under TCG to read
+        _, dm = sh("rv_dmesg_after %s" % tag, 600)
         dm = dm.splitlines()
         paths = error_paths(dm)
         totals["paths"] |= paths
@@ -183,9 +185,9 @@ def run(ktap, env):
     rig.sh("rv_insmod revirt_blk")
     info = rig.info()
     totals = {"paths": set(), "injected": 0}
-    # make check's debug subset (check-debug --subset): the modern entropy
-    # device only, which takes the core and PCI paths; a step costs
-    # seconds on the debug kernel under TCG.
+    # REVIRT_DEBUG_SUBSET: the modern entropy device only, which takes
+    # the core and PCI paths; a step costs seconds on the debug kernel
+    # under TCG.
     subset = bool(os.environ.get("REVIRT_DEBUG_SUBSET"))
     for qdev, drv, kind in TARGETS[:1] if subset else TARGETS:
         if qdev not in info:
