@@ -291,6 +291,15 @@ class Env:
             ktap.skip(what, "module(s) not built: %s" % " ".join(missing))
         return bool(missing)
 
+    def skip_boot_disk_reset(self, ktap, what):
+        """Report a SKIP for `what` and return True if a built-in virtio-pci
+        resets SeaBIOS's boot disk at boot, before revirt can find it running."""
+        if self.builtin("virtio_pci"):
+            ktap.skip(what, "the built-in virtio-pci of %s resets the disk at boot, "
+                      "before revirt can find it running" % self.kver)
+            return True
+        return False
+
     def rig(self, fresh=False):
         """The shared VM; booted again if it died or lost its console."""
         if self._rig is not None and (fresh or not self._rig.alive()):

@@ -30,11 +30,8 @@ def run(ktap, env):
     except Exception as e:     # reported just below
         vdev_err = str(e)
     seabios = collapse([v for p, v in boot if p == vdev])
-    if env.builtin("virtio_pci"):
-        ktap.skip("blk: SeaBIOS drove the disk to DRIVER_OK before the guest loaded revirt",
-                  "the built-in virtio-pci of %s resets the disk at boot, before revirt "
-                  "can find it running" % env.kver)
-    else:
+    if not env.skip_boot_disk_reset(
+            ktap, "blk: SeaBIOS drove the disk to DRIVER_OK before the guest loaded revirt"):
         ok("blk: SeaBIOS drove the disk to DRIVER_OK before the guest loaded revirt",
            vdev is not None and seabios and seabios[-1] & DRIVER_OK
            and rig.boot_status["blk0"] & DRIVER_OK,

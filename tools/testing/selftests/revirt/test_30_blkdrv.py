@@ -81,11 +81,7 @@ def qemu_stderr(bvm):
 
 def check_probe(ktap, env, bvm, boot_status):
     ok = ktap.ok
-    if env.builtin("virtio_pci"):
-        ktap.skip("blkdrv: SeaBIOS left the boot disk in DRIVER_OK",
-                  "the built-in virtio-pci of %s resets the disk at boot, before revirt "
-                  "can find it running" % env.kver)
-    else:
+    if not env.skip_boot_disk_reset(ktap, "blkdrv: SeaBIOS left the boot disk in DRIVER_OK"):
         ok("blkdrv: SeaBIOS left the boot disk in DRIVER_OK",
            boot_status & DRIVER_OK, "QMP status at boot 0x%x" % boot_status)
     rc, out = bvm.sh("rv_insmod revirt && rv_insmod revirt_pci && rv_insmod revirt_blk || exit 1\n"
