@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rvblk-mix.h"
+
 #define BLK		4096
 #define MAGIC		0x7276626c6b696f31ULL	/* "rvblkio1" */
 
@@ -46,16 +48,6 @@ struct blk_hdr {
 	uint64_t gen;
 	uint64_t sum;
 };
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
 
 static uint64_t body_sum(const unsigned char *b)
 {

@@ -34,21 +34,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rvblk-mix.h"
+
 #define BLK		4096
 #define WORDS		(BLK / 8)
 #define HDR_WORDS	4
 #define MAGIC		0x72767374616d7031ULL	/* "rvstamp1" */
 #define STEP		0x9e3779b97f4a7c15ULL
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
 
 /* The stamp of @block in round @gen (x86: the words are little endian). */
 static void stamp(uint64_t *w, uint64_t block, uint64_t gen)
