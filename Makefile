@@ -3,10 +3,11 @@
 # revirt: out-of-tree build of the modules, and the test entry points.
 #
 #   make                  build the modules against KDIR (Debian 6.1 headers)
-#   make check            run every test on 6.1 and 6.12 (installs what is
-#                         missing); KVER=... for one kernel
-#   make check-intree     build a 6.1 kernel with revirt in its tree, =y and
-#                         =m, and run the unbind/bind tests on each
+#   make check            run every test on 6.1 and 6.12 and a subset on the
+#                         debug kernel (installs what is missing); KVER=...
+#                         for one kernel only
+#   make check-intree     build the debug kernel's 6.1 tree with revirt in
+#                         it, =y and =m, and run the unbind/bind tests on each
 #   make check-debug      the suite on a debug kernel built here (KASAN,
 #                         lockdep, kmemleak, DMA-API debug, UBSAN)
 #   make run              boot a VM in which revirt drives its devices
