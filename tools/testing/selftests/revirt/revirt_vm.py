@@ -29,12 +29,30 @@ QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
 READY_TIMEOUT = 120
 
 # What the debug kernel's checkers print (and any kernel's WARN or BUG).
+# The guest keeps the lines holding one of these words (lib.sh's
+# rv_report_lines); the host then applies KERNEL_REPORT_RE.
+KERNEL_REPORT_WORDS = [
+    "BUG:", "WARNING:", "Oops", "KASAN", "UBSAN", "DMA-API: ",
+    "possible circular locking", "possible recursive locking",
+    "inconsistent lock state", "suspicious RCU usage",
+    "sleeping function called from invalid context"]
+# DMA-API debug announces itself at boot; anything else it says is a report.
 KERNEL_REPORT_RE = re.compile(
-    r"BUG:|WARNING:|Oops|KASAN|UBSAN|possible circular locking|"
-    # DMA-API debug announces itself at boot; anything else it says is one
-    r"DMA-API: (?!preallocated \d+ debug entries|debugging enabled)|"
-    r"possible recursive locking|inconsistent lock state|"
-    r"suspicious RCU usage|sleeping function called from invalid context")
+    "|".join(re.escape(w) for w in KERNEL_REPORT_WORDS if w != "DMA-API: ") +
+    r"|DMA-API: (?!preallocated \d+ debug entries|debugging enabled)")
+
+
+def report_lines_cmd():
+    """Guest command (lib.sh) that filters a kernel log on stdin down to
+    the report lines, for reports_in()."""
+    return "RV_REPORT_WORDS='%s' rv_report_lines" % "|".join(KERNEL_REPORT_WORDS)
+
+
+def reports_in(out):
+    """The checkers' reports in the output of report_lines_cmd()."""
+    return [l[len("report: "):] for l in out.splitlines()
+            if l.startswith("report: ") and KERNEL_REPORT_RE.search(l)]
+
 
 # Reports of guests stopped since run.py last looked (REVIRT_KERNEL_REPORTS).
 STOPPED_REPORTS = []
@@ -196,7 +214,7 @@ class VM:
             append += " " + os.environ["REVIRT_APPEND"]
         if machine.split(",")[0] == "pc" and os.environ.get("REVIRT_APPEND_PC"):
             append += " " + os.environ["REVIRT_APPEND_PC"]
-        self._dmesg_seen = 0
+        self._reports_mark = 0
         self.argv = [QEMU, "-accel", "tcg", "-M", machine, "-m", str(mem),
                      "-smp", "1", "-nodefaults", "-display", "none",
                      "-no-reboot", "-serial", "stdio",
@@ -463,21 +481,13 @@ class VM:
         """Reports of the kernel's checkers since the last call: dmesg lines
         of KASAN, UBSAN, lockdep, DMA-API debug, WARNING, BUG, Oops, and
         kmemleak records that point into revirt (after a scan)."""
+        seen, self._reports_mark = self._reports_mark, self._reports_mark + 1
         rc, out = self.sh(
-            "if [ -w /sys/kernel/debug/kmemleak ]; then\n"
-            "  echo scan > /sys/kernel/debug/kmemleak\n"
-            "  awk '/^unreferenced object/ { if (rec ~ /revirt/) print rec; rec = \"\" }"
-            " { rec = rec \"kmemleak: \" $0 \"\\n\" } END { if (rec ~ /revirt/) print rec }'"
-            " /sys/kernel/debug/kmemleak\n"
-            "  echo clear > /sys/kernel/debug/kmemleak\n"
-            "fi\n"
-            "echo @@DMESG\n"
-            "dmesg\n", timeout=120)
-        leaks, _, dmesg = out.partition("@@DMESG\n")
-        lines = dmesg.splitlines()
-        new, self._dmesg_seen = lines[self._dmesg_seen:], len(lines)
-        bad = [l for l in new if KERNEL_REPORT_RE.search(l)]
-        return [l for l in leaks.splitlines() if l.strip()] + bad
+            ". /usr/share/revirt/lib.sh\n"
+            "rv_kmemleak_revirt\n"
+            "rv_dmesg_after reports-%d. | %s\n"
+            "rv_kmsg reports-%d.\n" % (seen, report_lines_cmd(), seen + 1), timeout=120)
+        return [l for l in out.splitlines() if l.startswith("kmemleak: ")] + reports_in(out)
 
     def stop(self, timeout=20):
         """Power the guest off (kill QEMU if it does not go) and clean up.

@@ -137,9 +137,65 @@ rv_kmsg() {
 	echo "revirt-selftest: $*" >/dev/kmsg
 }
 
-# rv_dmesg_after TEXT: kernel log lines after the last marker TEXT.
+# rv_dmesg_after TEXT: kernel log lines after the last marker TEXT (the
+# whole log if there is none).  Linear in the log's length: after fault
+# injection the log holds thousands of stack dumps.
 rv_dmesg_after() {
-	dmesg | awk -v m="revirt-selftest: $*" 'index($0, m) { buf = ""; next } { buf = buf $0 "\n" } END { printf "%s", buf }'
+	_log=/tmp/rv-dmesg.$$
+	dmesg >"$_log"
+	_at=$(grep -n -F "revirt-selftest: $*" "$_log" | tail -n 1 | cut -d: -f1)
+	tail -n +$((${_at:-0} + 1)) "$_log"
+	rm -f "$_log"
+}
+
+# rv_report_lines: from a kernel log on stdin, the lines holding one of
+# the "|"-separated words of $RV_REPORT_WORDS (the checkers' reports),
+# each as "report: LINE".  One kernel warning is printed as "irqproc:
+# LINE" instead: remove_proc_entry() warning from free_irq() about a
+# /proc/irq entry that request_irq() never created because an allocation
+# failed.  genirq treats those entries as optional and does not record
+# the failure; only fault injection (test_97) makes it happen.
+rv_report_lines() {
+	awk -v words="$RV_REPORT_WORDS" '
+		function flush() {
+			if (warn != "")
+				print (warn ~ /remove_proc_entry/ &&
+				       ctx ~ /unregister_(irq|handler)_proc/ ? "irqproc: " : "report: ") warn
+			warn = ""; ctx = ""
+		}
+		BEGIN { n = split(words, w, "|") }
+		{
+			if (warn != "") {
+				ctx = ctx $0 "\n"
+				if (index($0, "---[ end trace"))
+					flush()
+			}
+			for (i = 1; i <= n; i++)
+				if (index($0, w[i]))
+					break
+			if (i > n)
+				next
+			if (index($0, "WARNING:")) {
+				flush(); warn = $0
+			} else {
+				print "report: " $0
+			}
+		}
+		END { flush() }'
+}
+
+# rv_kmemleak_revirt: scan for leaks now; print the records of kmemleak
+# that point into revirt (each line prefixed "kmemleak: "), then forget
+# every record so that the next scan reports only new ones.  Prints
+# nothing on a kernel without kmemleak.
+rv_kmemleak_revirt() {
+	_kl=/sys/kernel/debug/kmemleak
+	[ -w $_kl ] || return 0
+	echo scan >$_kl
+	awk '/^unreferenced object/ { if (rec ~ /revirt/) printf "%s", rec; rec = "" }
+		{ rec = rec "kmemleak: " $0 "\n" }
+		END { if (rec ~ /revirt/) printf "%s", rec }' $_kl
+	echo clear >$_kl
 }
 
 # rv_live_objects: objects live in the kmalloc caches that revirt code
