@@ -35,7 +35,8 @@ KERNEL_REPORT_WORDS = [
     "BUG:", "WARNING:", "Oops", "KASAN", "UBSAN", "DMA-API: ",
     "possible circular locking", "possible recursive locking",
     "inconsistent lock state", "suspicious RCU usage",
-    "sleeping function called from invalid context"]
+    "sleeping function called from invalid context", "Kernel panic"]
+PANIC_RE = re.compile(r"Kernel panic - not syncing")
 # DMA-API debug announces itself at boot; anything else it says is a report.
 KERNEL_REPORT_RE = re.compile(
     "|".join(re.escape(w) for w in KERNEL_REPORT_WORDS if w != "DMA-API: ") +
@@ -500,6 +501,14 @@ class VM:
             except VMError as e:
                 STOPPED_REPORTS.append("%s: reports unavailable: %s"
                                        % (self.name, str(e).splitlines()[0]))
+        elif os.environ.get("REVIRT_KERNEL_REPORTS"):
+            # A guest that died cannot be asked; a panic reaches the
+            # console whatever the loglevel.  (Only the panic line: the
+            # console also carries the scripts' output, dmesg lines
+            # included.)
+            STOPPED_REPORTS.extend("%s: console: %s" % (self.name, l)
+                                   for l in self.console().splitlines()
+                                   if PANIC_RE.search(l))
         try:
             if self.proc is not None and self.proc.poll() is None:
                 # A guest whose console is out of sync may still be running
