@@ -253,6 +253,12 @@ def live_objects(vm, want=None, settle=5.0):
         time.sleep(0.5)
 
 
+def kernel_modules_dir(kver):
+    """/lib/modules/KVER of the kernel under test; under $KMOD_BASE for a
+    kernel built here (scripts/check-debug), as scripts/mkinitramfs."""
+    return os.path.join(os.environ.get("KMOD_BASE") or "/", "lib", "modules", kver)
+
+
 def kernel_bad_lines(lines):
     return [l for l in lines if KERNEL_BAD_RE.search(l)]
 
@@ -272,7 +278,7 @@ class Env:
     def builtin(self, kmod):
         """True if the kernel under test builds kmod (e.g. "virtio_pci")
         in, as Debian's 6.12 does; from modules.builtin."""
-        path = "/lib/modules/%s/modules.builtin" % self.kver
+        path = os.path.join(kernel_modules_dir(self.kver), "modules.builtin")
         try:
             with open(path) as f:
                 names = {os.path.basename(l.strip())[:-3] for l in f}

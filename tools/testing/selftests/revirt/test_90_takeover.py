@@ -22,7 +22,7 @@ import os
 import subprocess
 
 from revirt_vm import VM, collapse
-from revirt_rig import GUEST_LIB, MODULES, kernel_bad_lines
+from revirt_rig import GUEST_LIB, MODULES, kernel_bad_lines, kernel_modules_dir
 
 CYCLES = 3
 ADDR = "0000:00:04.0"
@@ -51,7 +51,9 @@ def overlay_initrd(env):
 
 
 def kernel_has_virtio_rng(kver):
-    return subprocess.run(["modinfo", "-k", kver, "-n", "virtio_rng"],
+    # modinfo's -b is the directory above lib/modules
+    base = os.path.dirname(os.path.dirname(os.path.dirname(kernel_modules_dir(kver))))
+    return subprocess.run(["modinfo", "-b", base, "-k", kver, "-n", "virtio_rng"],
                           stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL).returncode == 0
 
