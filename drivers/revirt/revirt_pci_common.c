@@ -199,6 +199,7 @@ static int revirt_pci_setup_vq(struct revirt_pci_device *rvp,
 	struct revirt_pci_vq *pvq = &rvp->vqs[index];
 	unsigned int num = rvp->layout->queue_size(rvp, index);
 	struct revirt_virtqueue *vq;
+	bool own_irq;
 	int err;
 
 	if (!num)
@@ -211,23 +212,30 @@ static int revirt_pci_setup_vq(struct revirt_pci_device *rvp,
 	pvq->vq = vq;
 	pvq->vector = vector;
 
-	err = rvp->layout->activate_vq(rvp, pvq);
-	if (err)
-		goto del_vring;
-	if (rvp->irq_mode == REVIRT_PCI_MSIX_PER_VQ &&
-	    vector != VIRTIO_MSI_NO_VECTOR) {
+	/*
+	 * The queue's own interrupt before the queue goes live: releasing a
+	 * live legacy queue resets the whole device (QEMU takes a queue
+	 * address of 0 for a reset), and this failure needs no release.
+	 */
+	own_irq = rvp->irq_mode == REVIRT_PCI_MSIX_PER_VQ &&
+		  vector != VIRTIO_MSI_NO_VECTOR;
+	if (own_irq) {
 		snprintf(pvq->irq_name, sizeof(pvq->irq_name), "%s-%s",
 			 dev_name(&vdev->dev), info->name);
 		err = request_irq(pci_irq_vector(rvp->pdev, vector),
 				  revirt_vring_interrupt, 0, pvq->irq_name, vq);
 		if (err)
-			goto deactivate;
+			goto del_vring;
 	}
+	err = rvp->layout->activate_vq(rvp, pvq);
+	if (err)
+		goto free_own_irq;
 	list_add_tail(&vq->list, &vdev->vqs);
 	return 0;
 
-deactivate:
-	rvp->layout->deactivate_vq(rvp, pvq);
+free_own_irq:
+	if (own_irq)
+		free_irq(pci_irq_vector(rvp->pdev, vector), vq);
 del_vring:
 	revirt_vring_del(vq);
 	pvq->vq = NULL;
@@ -308,6 +316,32 @@ free_vqs:
 	return err;
 }
 
+/*
+ * A failed attempt released the queues it had made live; a legacy device
+ * takes that for a reset of the whole device (QEMU does), and would go on
+ * with no features and no status under the next attempt's queues.  Set
+ * up again what the core had negotiated: the features, then the status.
+ */
+static int revirt_pci_restore_status(struct revirt_pci_device *rvp, u8 status)
+{
+	struct revirt_device *vdev = &rvp->vdev;
+	int err;
+
+	if (!status || vdev->config->get_status(vdev))
+		return 0;
+	dev_warn(&vdev->dev, "device reset when a failed queue setup released its queues; negotiating again (status 0x%02x)\n",
+		 status);
+	vdev->config->set_status(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	vdev->config->set_status(vdev, status & ~VIRTIO_CONFIG_S_FEATURES_OK);
+	err = vdev->config->finalize_features(vdev);
+	if (err)
+		return err;
+	vdev->config->set_status(vdev, status);
+	if (vdev->config->get_status(vdev) != status)
+		return -ENODEV;
+	return 0;
+}
+
 /**
  * revirt_pci_find_vqs - set up queues with the best interrupt mode
  * @vdev: the device
@@ -327,6 +361,7 @@ int revirt_pci_find_vqs(struct revirt_device *vdev, unsigned int nvqs,
 		REVIRT_PCI_INTX,
 	};
 	struct revirt_pci_device *rvp = to_rvp(vdev);
+	u8 status = vdev->config->get_status(vdev);
 	unsigned int i;
 	int err = -EINVAL;
 
@@ -335,6 +370,8 @@ int revirt_pci_find_vqs(struct revirt_device *vdev, unsigned int nvqs,
 			continue;
 		err = revirt_pci_try_find_vqs(rvp, modes[i], nvqs, vqs, info);
 		if (!err || err == -ENOENT)
+			break;
+		if (revirt_pci_restore_status(rvp, status))
 			break;
 	}
 	if (err)
