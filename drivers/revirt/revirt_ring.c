@@ -205,6 +205,16 @@ noinline dma_addr_t revirt_vring_dma_map(struct device *dma_dev,
 
 ALLOW_ERROR_INJECTION(revirt_vring_dma_map, ERRNO);
 
+/*
+ * A failed mapping: DMA_MAPPING_ERROR, or any -errno fail_function was
+ * told to return (its default is -EINVAL).  No device address lies in
+ * the last MAX_ERRNO bytes of the space.
+ */
+static bool rv_map_failed(dma_addr_t addr)
+{
+	return addr >= (dma_addr_t)-MAX_ERRNO;
+}
+
 /* Undo a mapping; a physical address (no DMA API) has nothing to undo. */
 static void rv_unmap(const struct revirt_vring *vr,
 		     const struct revirt_desc_extra *ex)
@@ -278,7 +288,7 @@ static __always_inline int rv_map_sgs(struct revirt_vring *vr,
 
 			addr = revirt_vring_dma_map(vr->map_dev, sg_page(sg),
 						    sg->offset, sg->length, dir);
-			if (addr == DMA_MAPPING_ERROR)
+			if (rv_map_failed(addr))
 				goto unmap;
 			rv_set_desc(vr, &desc[i], priv ? &extra[i] : NULL,
 				    addr, sg->length, flags, next);
@@ -371,7 +381,7 @@ static int rv_add_indirect(struct revirt_vring *vr, struct scatterlist *sgs[],
 	addr = revirt_vring_dma_map(vr->map_dev, virt_to_page(indir),
 				    offset_in_page(indir),
 				    total * sizeof(*indir), DMA_TO_DEVICE);
-	if (addr == DMA_MAPPING_ERROR) {
+	if (rv_map_failed(addr)) {
 		err = -ENOMEM;
 		goto unmap;
 	}
