@@ -220,7 +220,7 @@ def inject(ktap, sh, n, drv, status_ok, kind, ops, totals):
         totals["injected"] += injected
         bad = reports_in(summary) + [l for l in summary.splitlines()
                                      if l.startswith("kmemleak: ")]
-        irqproc = summary.count("irqproc: ")
+        own = summary.count("faultinject: ")
         funcs = sorted({f for _, f, _ in sites})
         ktap.ok("faultinject: %s, %s: %d allocation failures injected in turn, each "
                 "ended clean, no leak, and the next bind worked; %d in revirt at %d "
@@ -229,10 +229,10 @@ def inject(ktap, sh, n, drv, status_ok, kind, ops, totals):
                    len(sites), len(funcs), time.monotonic() - t0, " ".join(funcs)),
                 rc == 0 and injected > 0 and not bad,
                 "%s\n%s" % (out[-3000:], "\n".join(bad[:40])))
-        if irqproc:
+        if own:
             ktap.diag("faultinject: %d kernel warnings from free_irq() for /proc/irq "
                       "entries an injected failure kept request_irq() from creating "
-                      "(genirq does not record those failures)" % irqproc)
+                      "(genirq does not record those failures)" % own)
 
 
 def allocating_functions(ko_dir):
@@ -335,10 +335,11 @@ def report_coverage(ktap, env, totals):
 
 
 def arm_dma_failures(times):
-    """Guest script: revirt_vring_dma_map() fails @times times (-1: always)."""
+    """Guest script: revirt_vring_dma_map() fails @times times (-1: always),
+    returning DMA_MAPPING_ERROR (the retval file takes no sign)."""
     return ("fi=%(fi)s/fail_function\n"
             "echo revirt_vring_dma_map > $fi/inject || exit 1\n"
-            "echo -1 > $fi/revirt_vring_dma_map/retval\n"
+            "echo 0xffffffffffffffff > $fi/revirt_vring_dma_map/retval || exit 1\n"
             "echo 100 > $fi/probability; echo 1 > $fi/interval; echo %(times)d > $fi/times\n"
             "echo N > $fi/task-filter; echo 1 > $fi/verbose\n" % {"fi": FI, "times": times})
 
@@ -352,7 +353,8 @@ def check_dma_rng(ktap, rig):
     rc, out = rig.sh(
         arm_dma_failures(-1) +
         "rv_select %(n)d\n"
-        "timeout 10 head -c 64 /dev/hwrng >/dev/null 2>/tmp/dma.err; echo read_rc=$?\n"
+        # more than the hwrng core and the driver keep buffered
+        "timeout 10 head -c 4096 /dev/hwrng >/dev/null 2>/tmp/dma.err; echo read_rc=$?\n"
         % {"n": n} + DISARM_DMA +
         "rv_entropy_ok %d && echo ENTROPY\n" % n, timeout=120)
     dm = rig.dmesg_after("test_97_dma")

@@ -150,24 +150,29 @@ rv_dmesg_after() {
 
 # rv_report_lines: from a kernel log on stdin, the lines holding one of
 # the "|"-separated words of $RV_REPORT_WORDS (the checkers' reports),
-# each as "report: LINE".  One kernel warning is printed as "irqproc:
-# LINE" instead: remove_proc_entry() warning from free_irq() about a
-# /proc/irq entry that request_irq() never created because an allocation
-# failed.  genirq treats those entries as optional and does not record
-# the failure; only fault injection (test_97) makes it happen.
+# each as "report: LINE".  Two reports that fault injection makes the
+# kernel give about itself are printed as "faultinject: LINE" instead:
+#  - remove_proc_entry() warning from free_irq() about a /proc/irq entry
+#    that request_irq() never created because an allocation failed
+#    (genirq treats those entries as optional and keeps no record);
+#  - lockdep's "inconsistent lock state" from fail_function's kprobe
+#    handler: should_fail_ex() draws its random number under the CRNG's
+#    spinlock from the int3 handler, which lockdep counts as NMI context.
 rv_report_lines() {
 	awk -v words="$RV_REPORT_WORDS" '
 		function flush() {
 			if (warn != "")
 				print (warn ~ /remove_proc_entry/ &&
-				       ctx ~ /unregister_(irq|handler)_proc/ ? "irqproc: " : "report: ") warn
+				       ctx ~ /unregister_(irq|handler)_proc/ ||
+				       warn ~ /inconsistent lock state/ &&
+				       ctx ~ /fei_kprobe_handler/ ? "faultinject: " : "report: ") warn
 			warn = ""; ctx = ""
 		}
 		BEGIN { n = split(words, w, "|") }
 		{
 			if (warn != "") {
 				ctx = ctx $0 "\n"
-				if (index($0, "---[ end trace"))
+				if (index($0, "---[ end trace") || index($0, "</TASK>"))
 					flush()
 			}
 			for (i = 1; i <= n; i++)
