@@ -253,10 +253,16 @@ def live_objects(vm, want=None, settle=5.0):
         time.sleep(0.5)
 
 
+def kernel_modules_base():
+    """The root that lib/modules of the kernel under test is under: / or,
+    for a kernel built here (scripts/check-debug), $KMOD_BASE, as
+    scripts/mkinitramfs."""
+    return os.environ.get("KMOD_BASE") or "/"
+
+
 def kernel_modules_dir(kver):
-    """/lib/modules/KVER of the kernel under test; under $KMOD_BASE for a
-    kernel built here (scripts/check-debug), as scripts/mkinitramfs."""
-    return os.path.join(os.environ.get("KMOD_BASE") or "/", "lib", "modules", kver)
+    """/lib/modules/KVER of the kernel under test (kernel_modules_base())."""
+    return os.path.join(kernel_modules_base(), "lib", "modules", kver)
 
 
 def kernel_bad_lines(lines):

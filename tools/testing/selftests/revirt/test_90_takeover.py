@@ -22,7 +22,7 @@ import os
 import subprocess
 
 from revirt_vm import VM, collapse
-from revirt_rig import GUEST_LIB, MODULES, kernel_bad_lines, kernel_modules_dir
+from revirt_rig import GUEST_LIB, MODULES, kernel_bad_lines, kernel_modules_base
 
 CYCLES = 3
 ADDR = "0000:00:04.0"
@@ -51,9 +51,8 @@ def overlay_initrd(env):
 
 
 def kernel_has_virtio_rng(kver):
-    # modinfo's -b is the directory above lib/modules
-    base = os.path.dirname(os.path.dirname(os.path.dirname(kernel_modules_dir(kver))))
-    return subprocess.run(["modinfo", "-b", base, "-k", kver, "-n", "virtio_rng"],
+    return subprocess.run(["modinfo", "-b", kernel_modules_base(), "-k", kver,
+                           "-n", "virtio_rng"],
                           stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL).returncode == 0
 
