@@ -150,6 +150,18 @@ revirt_blk_alloc_disk(struct blk_mq_tag_set *set,
 #endif
 
 /*
+ * The bus itself: the driver core takes a const struct bus_type (in
+ * bus_register(), struct device and struct device_driver) since 6.4, so
+ * the bus can live in read-only memory there.  Before, bus_register()
+ * stores its private data in the bus, which must stay writable.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+#define REVIRT_BUS_TYPE const struct bus_type
+#else
+#define REVIRT_BUS_TYPE struct bus_type
+#endif
+
+/*
  * struct platform_driver: remove() returns void since 6.11 (before, it
  * returned an int that the platform bus ignored).  A transport writes
  * void prefix_remove() and DEFINE_REVIRT_PLATFORM_REMOVE(prefix); then

@@ -568,7 +568,8 @@ static int revirt_dev_uevent(REVIRT_BUS_UEVENT_CONST struct device *dev,
 			      vdev->id.device, vdev->id.vendor);
 }
 
-static struct bus_type revirt_bus = {
+/* const wherever the driver core allows it (revirt_compat.h) */
+static REVIRT_BUS_TYPE revirt_bus = {
 	.name = "revirt",
 	.match = revirt_dev_match,
 	.uevent = revirt_dev_uevent,
