@@ -34,6 +34,7 @@ import subprocess
 import types
 
 from blkdrv import BlkVM, Disk, collapse, hx
+from revirt_rig import kernel_modules_base
 from revirt_vm import VMError
 
 MODULES = ["revirt", "revirt_pci", "revirt_blk", "revirt_sim"]
@@ -155,6 +156,18 @@ def host_resets(seq):
 
 # ---- the VM ---------------------------------------------------------------
 
+def copy_kmod(path, dest):
+    """A module of the installed kernel, as a plain .ko (busybox insmod
+    takes no compressed ones): Debian's 6.12 ships .ko.xz."""
+    unpack = {".xz": ["xz", "-dc"], ".zst": ["zstd", "-qdc"], ".gz": ["gzip", "-dc"]}
+    ext = os.path.splitext(path)[1]
+    if ext == ".ko":
+        shutil.copy(path, dest)
+        return
+    with open(dest, "wb") as out:
+        subprocess.run(unpack[ext] + [path], stdout=out, check=True)
+
+
 def fs_initrd(env):
     """env.initrd with ext4 and its dependencies appended in /lib/modules/fs
     (the kernel unpacks concatenated archives), or None."""
@@ -162,12 +175,12 @@ def fs_initrd(env):
     mods = os.path.join(stage, "lib", "modules", "fs")
     os.makedirs(mods, exist_ok=True)
     for m in FS_KMODS:
-        r = subprocess.run(["modinfo", "-k", env.kver, "-n", m],
-                           capture_output=True, text=True)
+        r = subprocess.run(["modinfo", "-b", kernel_modules_base(), "-k", env.kver,
+                            "-n", m], capture_output=True, text=True)
         path = r.stdout.strip()
-        if r.returncode or not path.endswith(".ko"):
+        if r.returncode or not os.path.isfile(path):
             continue        # built in, or absent: the guest will tell
-        shutil.copy(path, mods)
+        copy_kmod(path, os.path.join(mods, m + ".ko"))
     cpio = os.path.join(env.tmp, "fsmods.cpio")
     files = subprocess.run("cd %s && find . -mindepth 1" % stage, shell=True,
                            capture_output=True, text=True, check=True).stdout
