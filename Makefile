@@ -13,7 +13,8 @@
 #   make run              boot a VM in which revirt drives its devices
 #   make bench            revirt_blk against the kernel's virtio_blk (numbers)
 #   make bench-ring       revirt's virtqueue against the kernel's own, side by
-#                         side (not a test; see Documentation/revirt/performance.rst)
+#                         side (not a test); both write their tables into
+#                         Documentation/revirt/performance.rst
 #   make clean
 
 # "make check" runs on every kernel of scripts/revirt-kernels (Debian 6.1
@@ -44,8 +45,12 @@ check-ring:
 check-debug: deps
 	scripts/check-debug
 
+# The benchmarks write their tables into performance.rst's generated blocks
+# (scripts/revirt-bench-doc); "BENCH_DOC=" runs them without.
+BENCH_DOC ?= $(CURDIR)/Documentation/revirt/performance.rst
+
 bench-ring: deps
-	$(MAKE) -C tools/revirt-ring bench
+	BENCH_DOC='$(BENCH_DOC)' BENCH_CMD='make bench-ring' $(MAKE) -C tools/revirt-ring bench
 
 # revirt in a linux-source-6.1 tree, =y and =m (minutes: not in "check")
 check-intree: deps
@@ -55,7 +60,7 @@ run: deps modules
 	scripts/revirt-run "$(KVER)" $(MODDIR)
 
 bench: deps modules
-	scripts/revirt-bench "$(KVER)" $(MODDIR) $(BENCH_ARGS)
+	BENCH_DOC='$(BENCH_DOC)' BENCH_CMD='make bench' scripts/revirt-bench "$(KVER)" $(MODDIR) $(BENCH_ARGS)
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(MODDIR) clean 2>/dev/null || true

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-only
-"""make bench-blk: revirt_blk against the kernel's own virtio_blk, side by
-side in one VM.  A benchmark, not a test: it prints numbers and ratios.
+"""make bench: revirt_blk against the kernel's own virtio_blk, side by
+side in one VM.  A benchmark, not a test: it prints costs and ratios.
 
-  bench_blk.py --initrd FILE [--kernel FILE] [--quick]
+  bench_blk.py --initrd FILE [--kernel FILE] [--quick] [--repeat N]
+               [--doc FILE --doc-command CMD]
 
 The initramfs must carry revirt's modules and, in /lib/modules/kernel,
 Debian's virtio_pci and virtio_blk (scripts/revirt-bench builds it with
@@ -11,34 +12,47 @@ KMODS).  One VM under -icount shift=0 (guest time counts instructions, so
 CPU numbers repeat on a loaded host) with one vCPU and two identical raw
 disks: 00:08.0 goes to the kernel's virtio-pci (driver_override), 00:09.0
 to revirt-pci.  Each workload runs on /dev/vda and then on /dev/rvda,
---repeat times (medians shown), with guest/rvblk-io (O_DIRECT, Linux AIO):
+--repeat times, alternating, with guest/rvblk-io (O_DIRECT, Linux AIO).
+Every figure is a cost per I/O or per request, given as median (min-max)
+of the runs:
 
-  guest CPU per I/O  busy / ios, busy = elapsed - delta(idle + iowait
-                     sleep time) summed over /proc/timer_list
-  IOPS, MB/s         ios and bytes over elapsed guest time; while the
+  CPU us/IO          guest CPU per I/O: busy / ios, busy = elapsed -
+                     delta(idle + iowait sleep time) summed over
+                     /proc/timer_list; load-independent under -icount
+  wall us/IO         elapsed guest time per I/O (1 / IOPS); while the
                      guest waits, virtual time follows the host's clock,
-                     so these move with the host's load and I/O latency
-  kicks, interrupts  QEMU trace virtio_queue_notify and virtio_notify(_irqfd)
+                     so this moves with the host's load and I/O latency
+  kicks, irqs/req    QEMU trace virtio_queue_notify and virtio_notify(_irqfd)
                      of that disk's device, per request (virtio_blk_handle_*)
+
+and the ratio kernel/revirt of each (above 1: revirt_blk is cheaper), the
+one convention of revirt's benchmarks: the median (min-max) of the ratios
+of the runs taken in pairs (run i of vda against run i of rvda).
 
 Both disks run with the same I/O scheduler ("none"; revirt_blk's default,
 virtio_blk's for more than one queue), then each with its driver's default.
+With --doc, the tables also replace the ".. begin: make bench
+(bench_blk.py)" block of that reST file (scripts/revirt-bench-doc).
 """
 
 import argparse
 import os
 import re
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
+import time
 
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from revirt_vm import VM, default_kernel  # noqa: E402
+from revirt_vm import QEMU, VM, default_kernel  # noqa: E402
 from revirt_rig import GUEST_LIB  # noqa: E402
 
+TOP = os.path.normpath(os.path.join(HERE, "..", "..", "..", ".."))
 DISK_SIZE = 256 << 20
 KERNEL_PCI = "0000:00:08.0"
 REVIRT_PCI = "0000:00:09.0"
@@ -68,6 +82,7 @@ for d in vda rvda; do
 	echo "$d $(cat /sys/block/$d/size) $(cat /sys/block/$d/queue/scheduler)" \
 		"$(readlink -f /sys/block/$d/device/driver)"
 done
+echo "guest kernel $(uname -r) $(uname -v)"
 """ % (KERNEL_PCI, REVIRT_PCI)
 
 
@@ -101,41 +116,102 @@ def run_one(vm, disk, mode, bs, qd, ios):
     dev = max(counts.values(), key=lambda d: d["req"]) if counts else \
         {"req": 0, "kick": 0, "irq": 0}
     req = max(dev["req"], 1)
+    # Every figure a cost, so that one ratio convention (kernel/revirt,
+    # above 1: revirt cheaper) holds for all of them.
     return {
-        "iops": n / (elapsed / 1e9),
-        "mbs": n * bs / (elapsed / 1e9) / 1e6,
         "cpu_us": busy / n / 1e3,
+        "wall_us": elapsed / n / 1e3,
         "kick": dev["kick"] / req,
         "irq": dev["irq"] / req,
-        "req_per_io": dev["req"] / n,
     }
 
 
-def median(runs):
-    """Per-key median of a list of run_one() results."""
-    out = {}
-    for k in runs[0]:
-        vals = sorted(r[k] for r in runs)
-        out[k] = vals[len(vals) // 2]
-    return out
+COLS = (("cpu_us", "CPU us/IO"), ("wall_us", "wall us/IO"),
+        ("kick", "kicks/req"), ("irq", "irqs/req"))
 
 
-def ratio(a, b):
-    return a / b if b else float("nan")
+def num(v):
+    # Three or four significant digits; the spread is given beside it.
+    return "%.0f" % v if v >= 1000 else "%.1f" % v if v >= 100 else \
+        "%.2f" % v if v >= 10 else "%.3f" % v
+
+
+def spread(vals, fmt=num):
+    """median (min-max) of a list of numbers"""
+    if not vals:
+        return "-"
+    return "%s (%s-%s)" % (fmt(statistics.median(vals)), fmt(min(vals)), fmt(max(vals)))
+
+
+def rfmt(v):
+    return "%.3f" % v
+
+
+def paired(kern, rv):
+    """kernel/revirt of each pair of runs; none where a cost is 0"""
+    return [k / r for k, r in zip(kern, rv) if k and r]
 
 
 def table(title, rows):
-    head = ("workload", "driver", "IOPS", "MB/s", "CPU us/IO", "kicks/req", "irqs/req")
-    lines = [title, "", "  ".join(head)]
+    """rows: (name, [vda runs], [rvda runs])"""
+    fmt = "%-17s %-13s" + " %21s" * len(COLS)
+    head = fmt % (("workload", "driver") + tuple(c[1] for c in COLS))
+    lines = [title, head, "-" * len(head)]
     for name, kern, rv in rows:
-        for drv, r in (("virtio_blk", kern), ("revirt_blk", rv)):
-            lines.append("%-17s %-10s %8.0f %8.1f %9.2f %9.3f %9.3f"
-                         % (name, drv, r["iops"], r["mbs"], r["cpu_us"], r["kick"], r["irq"]))
-        lines.append("%-17s %-10s %8.3f %8.3f %9.3f %9.3f %9.3f"
-                     % (name, "ratio r/k", ratio(rv["iops"], kern["iops"]),
-                        ratio(rv["mbs"], kern["mbs"]), ratio(rv["cpu_us"], kern["cpu_us"]),
-                        ratio(rv["kick"], kern["kick"]), ratio(rv["irq"], kern["irq"])))
+        for drv, runs in (("virtio_blk", kern), ("revirt_blk", rv)):
+            lines.append(fmt % ((name, drv) +
+                                tuple(spread([r[c] for r in runs]) for c, _ in COLS)))
+            name = ""
+        lines.append(fmt % (("", "kernel/revirt") +
+                            tuple(spread(paired([r[c] for r in kern], [r[c] for r in rv]), rfmt)
+                                  for c, _ in COLS)))
     return "\n".join(lines)
+
+
+def legend(repeat):
+    return "\n".join([
+        "%d runs per disk and workload, the disks alternating: median (min-max)." % repeat,
+        "CPU us/IO: guest CPU per I/O, busy = elapsed - delta(idle + iowait sleep",
+        "    time of /proc/timer_list).  -icount shift=0 makes it count guest",
+        "    instructions: load-independent (the idle loop moves it a few percent",
+        "    at depth 1).",
+        "wall us/IO: elapsed guest time per I/O (1 / IOPS).  Virtual time follows",
+        "    the host clock while the guest waits: follows the host's load.",
+        "kicks/req, irqs/req: QEMU trace virtio_queue_notify, virtio_notify(_irqfd)",
+        "    per virtio_blk_handle_read/_write of the disk's device.",
+        "kernel/revirt: the cost's ratio, above 1: revirt_blk is cheaper; median",
+        "    (min-max) of the %d ratios of runs taken in pairs." % repeat,
+    ])
+
+
+def qemu_version():
+    try:
+        r = subprocess.run([QEMU, "--version"], capture_output=True, text=True)
+        return r.stdout.splitlines()[0].strip()
+    except (OSError, IndexError):
+        return "unknown"
+
+
+def guest_kernel(setup_out):
+    m = re.search(r"^guest kernel (.*)$", setup_out, re.M)
+    return m.group(1).strip() if m else "unknown"
+
+
+SOURCES = ["drivers/revirt", "include", "tools/testing/selftests/revirt/guest"]
+
+
+def write_doc(doc, block, command, tables, load0, stamps):
+    """Replace BLOCK of DOC with TABLES (scripts/revirt-bench-doc)."""
+    cmd = [os.path.join(TOP, "scripts", "revirt-bench-doc"), doc, block,
+           "--command", command, "--load-start", "%.2f" % load0, "--sources"] + SOURCES
+    for s in stamps:
+        cmd += ["--stamp", s]
+    return subprocess.run(cmd, input=tables + "\n", text=True).returncode
+
+
+def vm_stamps(setup_out, extra):
+    return ["guest: %s; one vCPU, -icount shift=0" % guest_kernel(setup_out),
+            "QEMU: %s, TCG" % qemu_version()] + extra
 
 
 def main():
@@ -145,14 +221,20 @@ def main():
     ap.add_argument("--kernel", default=None)
     ap.add_argument("--quick", action="store_true", help="a tenth of the I/Os")
     ap.add_argument("--repeat", type=int, default=3,
-                    help="runs per disk and workload, alternating; medians are shown")
+                    help="runs per disk and workload, alternating; medians and ranges are shown")
     ap.add_argument("--revirt-features-mask", metavar="HEX",
                     help="write this to the revirt disk's features_mask first "
                     "(e.g. 0xffffffffefffffff: no indirect descriptors)")
     ap.add_argument("--same-only", action="store_true",
                     help="only the run with the same scheduler on both disks")
+    ap.add_argument("--doc", metavar="FILE",
+                    help="write the tables into this reST file's block")
+    ap.add_argument("--doc-command", metavar="CMD", default=None,
+                    help="the command line to stamp in --doc (default: this one)")
     opts = ap.parse_args()
 
+    repeat = max(opts.repeat, 1)
+    start, load0 = time.monotonic(), os.getloadavg()[0]
     tmp = tempfile.mkdtemp(prefix="revirt-bench.")
     args = ["-icount", "shift=0"]
     for i, (name, addr) in enumerate((("kern", 8), ("rv", 9))):
@@ -164,8 +246,8 @@ def main():
     vm = VM(devices=args, kernel=opts.kernel or default_kernel(), initrd=opts.initrd,
             trace_events=TRACE, mem=1024, name="bench-blk")
     try:
-        rc, out = vm.sh(SETUP, timeout=300)
-        print("# setup:\n# " + out.strip().replace("\n", "\n# "), flush=True)
+        rc, setup = vm.sh(SETUP, timeout=300)
+        print("# setup:\n# " + setup.strip().replace("\n", "\n# "), flush=True)
         if rc != 0:
             return 1
         if opts.revirt_features_mask:
@@ -187,24 +269,35 @@ def main():
             for name, mode, bs, qd, ios in WORKLOADS:
                 n = max(ios // 10, 100) if opts.quick else ios
                 runs = {"vda": [], "rvda": []}
-                for _ in range(max(opts.repeat, 1)):
+                for _ in range(repeat):
                     for disk in ("vda", "rvda"):
                         runs[disk].append(run_one(vm, disk, mode, bs, qd, n))
-                kern, rv = median(runs["vda"]), median(runs["rvda"])
-                rows.append((name, kern, rv))
-                print("# %s %s: kernel %.2f us/IO, revirt %.2f us/IO"
-                      % (sched, name, kern["cpu_us"], rv["cpu_us"]), flush=True)
+                rows.append((name, runs["vda"], runs["rvda"]))
+                print("# %s %s (%d I/Os): CPU us/IO kernel %s, revirt %s"
+                      % (sched, name, n, spread([r["cpu_us"] for r in runs["vda"]]),
+                         spread([r["cpu_us"] for r in runs["rvda"]])), flush=True)
             results[sched] = rows
-        print()
-        print(table("Same scheduler (none) on both disks:", results["none"]))
-        if opts.same_only:
-            return 0
-        print()
-        print(table("Each driver's default scheduler (virtio_blk: mq-deadline, "
-                    "revirt_blk: none):", results["default"]))
     finally:
         vm.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+    ios = ", ".join("%s %d" % (w[0], max(w[4] // 10, 100) if opts.quick else w[4])
+                    for w in WORKLOADS)
+    parts = [legend(repeat), "I/Os per run: " + ios + ".", "",
+             table("Same scheduler (none) on both disks:", results["none"])]
+    if not opts.same_only:
+        parts += ["", table("Each driver's default scheduler (virtio_blk: mq-deadline, "
+                            "revirt_blk: none):", results["default"])]
+    if opts.revirt_features_mask:
+        parts += ["", "revirt disk's features_mask: " + opts.revirt_features_mask]
+    tables = "\n".join(parts)
+    print()
+    print(tables, flush=True)
+    if opts.doc:
+        elapsed = time.monotonic() - start
+        return write_doc(opts.doc, "make bench (bench_blk.py)",
+                         opts.doc_command or " ".join(sys.argv), tables, load0,
+                         vm_stamps(setup, ["duration: %.1f min" % (elapsed / 60)]))
     return 0
 
 
