@@ -6,11 +6,183 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sanitizer/asan_interface.h>
 #include <linux/dma-mapping.h>
 #include <linux/slab.h>
 #include "shim.h"
 
 struct shim_stats shim;
+
+#ifdef SHIM_FUZZ
+void (*shim_device_hook)(const volatile void *addr);
+#endif
+
+/* ---- memory ------------------------------------------------------------ */
+
+/*
+ * The fuzzer runs tens of thousands of queues a second.  From malloc(), a
+ * ring of a few hundred KiB is fresh pages every time (mmap, page faults,
+ * munmap, and LeakSanitizer's stop-the-world checks whenever an input
+ * ends with blocks the allocator has not seen freed), which cost more
+ * than the ring.  So the fuzzer gives the shim an arena once
+ * (shim_arena_init()) and empties it between queues (shim_arena_reset()):
+ * blocks are cut one after the other and never reused while the queue
+ * lives, every byte not in a live block is poisoned for AddressSanitizer,
+ * so an overflow into the gap after a block or a use after free is still
+ * caught, and a free of something not allocated aborts here.  The tests
+ * keep malloc(), for valgrind's sake.
+ */
+#define ARENA_GAP	64	/* poisoned bytes after each block */
+#define ARENA_FILL	0xbe	/* non-zeroed blocks start with this, as ASan's */
+
+struct arena_block {
+	uintptr_t start;
+	size_t len;
+	bool live;
+};
+
+static struct {
+	u8 *base, *top, *end;
+	struct arena_block *blk;	/* in address order, as cut */
+	unsigned int nblk, maxblk;
+	unsigned int live;
+} arena;
+
+int shim_arena_init(size_t bytes, unsigned int blocks)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	arena.blk = calloc(blocks, sizeof(*arena.blk));
+	if (!arena.blk) {
+		munmap(p, bytes);
+		return -ENOMEM;
+	}
+	arena.base = p;
+	arena.top = p;
+	arena.end = arena.base + bytes;
+	arena.maxblk = blocks;
+	ASAN_POISON_MEMORY_REGION(arena.base, bytes);
+	return 0;
+}
+
+void shim_arena_reset(void)
+{
+	if (!arena.base)
+		return;
+	if (arena.live) {
+		fprintf(stderr, "shim: arena emptied with %u blocks live\n",
+			arena.live);
+		abort();
+	}
+	/* Only what was cut was ever unpoisoned. */
+	ASAN_POISON_MEMORY_REGION(arena.base, arena.top - arena.base);
+	arena.top = arena.base;
+	arena.nblk = 0;
+}
+
+static struct arena_block *arena_find(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	unsigned int lo = 0, hi = arena.nblk;
+
+	while (lo < hi) {
+		unsigned int mid = lo + (hi - lo) / 2;
+
+		if (arena.blk[mid].start < a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < arena.nblk && arena.blk[lo].start == a ? &arena.blk[lo] :
+	       NULL;
+}
+
+static void *arena_alloc(size_t size, size_t align)
+{
+	uintptr_t a = ((uintptr_t)arena.top + ARENA_GAP + align - 1) &
+		      ~(uintptr_t)(align - 1);
+	struct arena_block *b;
+
+	if (!size)
+		size = 1;
+	if (a + size > (uintptr_t)arena.end || arena.nblk == arena.maxblk) {
+		/* Sized for the fuzzer's worst input many times over. */
+		fprintf(stderr, "shim: arena exhausted (%u blocks, %zu bytes)\n",
+			arena.nblk, (size_t)(arena.top - arena.base));
+		abort();
+	}
+	b = &arena.blk[arena.nblk++];
+	b->start = a;
+	b->len = size;
+	b->live = true;
+	arena.live++;
+	arena.top = (u8 *)(a + size);
+	ASAN_UNPOISON_MEMORY_REGION((void *)a, size);
+	return (void *)a;
+}
+
+static void arena_free(void *p)
+{
+	struct arena_block *b = arena_find(p);
+
+	if (!b || !b->live) {
+		fprintf(stderr, "shim: free of %p, %s\n", p,
+			b ? "freed already" : "which was never allocated");
+		abort();
+	}
+	b->live = false;
+	arena.live--;
+	ASAN_POISON_MEMORY_REGION(p, b->len);
+}
+
+static bool in_arena(const void *p)
+{
+	return (const u8 *)p >= arena.base && (const u8 *)p < arena.end;
+}
+
+bool shim_heap_live(const void *p, size_t len)
+{
+	const struct arena_block *b;
+
+	if (!in_arena(p))
+		return false;
+	b = arena_find(p);
+	return b && b->live && len <= b->len;
+}
+
+/* Every allocation of the shim; @align a power of two. */
+static void *mem_alloc(size_t size, size_t align, bool zero)
+{
+	void *p;
+
+	if (arena.base) {
+		p = arena_alloc(size, align);
+		if (zero)
+			memset(p, 0, size);
+		else
+			memset(p, ARENA_FILL, size < PAGE_SIZE ? size : PAGE_SIZE);
+		return p;
+	}
+	if (align > _Alignof(max_align_t))
+		p = aligned_alloc(align, (size + align - 1) & ~(align - 1));
+	else
+		p = malloc(size ? size : 1);
+	if (p && zero)
+		memset(p, 0, size);
+	return p;
+}
+
+static void mem_free(void *p)
+{
+	if (arena.base && in_arena(p))
+		arena_free(p);
+	else
+		free(p);
+}
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -279,7 +451,7 @@ static void dma_error(const char *fmt, ...)
 static void map_insert(dma_addr_t addr, size_t len,
 		       enum dma_data_direction dir, bool coherent)
 {
-	struct mapping *m = malloc(sizeof(*m));
+	struct mapping *m = mem_alloc(sizeof(*m), sizeof(void *), false);
 	struct mapping **b;
 
 	if (!m) {
@@ -318,7 +490,7 @@ static void map_remove(dma_addr_t addr, size_t len,
 			else
 				shim.maps_live--;
 			pthread_mutex_unlock(&map_lock);
-			free(m);
+			mem_free(m);
 			return;
 		}
 		same_addr = m;
@@ -353,11 +525,27 @@ bool shim_dma_mapped(dma_addr_t addr, size_t len, enum dma_data_direction dir)
 	return ok;
 }
 
+bool shim_dma_coherent(dma_addr_t addr, size_t len)
+{
+	struct mapping *m;
+	bool ok = false;
+
+	pthread_mutex_lock(&map_lock);
+	for (m = *map_bucket(addr); m; m = m->next) {
+		if (m->coherent && m->addr == addr && len <= m->len) {
+			ok = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&map_lock);
+	return ok;
+}
+
 dma_addr_t dma_map_page(struct device *dev, struct page *page,
 			unsigned long offset, size_t size,
 			enum dma_data_direction dir)
 {
-	dma_addr_t addr = (dma_addr_t)(uintptr_t)page + offset;
+	dma_addr_t addr = (dma_addr_t)(uintptr_t)page + offset + SHIM_DMA_OFFSET;
 
 	(void)dev;
 	shim.map_calls++;
@@ -382,15 +570,10 @@ void dma_unmap_page(struct device *dev, dma_addr_t addr, size_t size,
 /* Whole pages for a ring, counted as an allocation that can be failed. */
 static void *ring_pages(size_t size, bool zero)
 {
-	void *p;
-
 	shim.alloc_calls++;
 	if (fault_hit(&alloc_fault))
 		return NULL;
-	p = aligned_alloc(PAGE_SIZE, PAGE_ALIGN(size));
-	if (p && zero)
-		memset(p, 0, PAGE_ALIGN(size));
-	return p;
+	return mem_alloc(PAGE_ALIGN(size), PAGE_SIZE, zero);
 }
 
 void *dma_alloc_coherent(struct device *dev, size_t size,
@@ -404,7 +587,7 @@ void *dma_alloc_coherent(struct device *dev, size_t size,
 	p = ring_pages(size, true);
 	if (!p)
 		return NULL;
-	*dma_handle = (dma_addr_t)(uintptr_t)p;
+	*dma_handle = (dma_addr_t)(uintptr_t)p + SHIM_DMA_OFFSET;
 	map_insert(*dma_handle, size, DMA_BIDIRECTIONAL, true);
 	return p;
 }
@@ -413,13 +596,13 @@ void dma_free_coherent(struct device *dev, size_t size, void *cpu_addr,
 		       dma_addr_t dma_handle)
 {
 	(void)dev;
-	if ((dma_addr_t)(uintptr_t)cpu_addr != dma_handle) {
+	if ((dma_addr_t)(uintptr_t)cpu_addr + SHIM_DMA_OFFSET != dma_handle) {
 		dma_error("coherent free of %p with handle %#llx", cpu_addr,
 			  (unsigned long long)dma_handle);
 		return;
 	}
 	map_remove(dma_handle, size, DMA_BIDIRECTIONAL, true);
-	free(cpu_addr);
+	mem_free(cpu_addr);
 }
 
 /* ---- kmalloc ----------------------------------------------------------- */
@@ -432,7 +615,7 @@ void *kmalloc(size_t size, gfp_t gfp)
 	shim.alloc_calls++;
 	if (fault_hit(&alloc_fault))
 		return NULL;
-	p = malloc(size ? size : 1);
+	p = mem_alloc(size, 2 * sizeof(void *), false);
 	if (p)
 		__atomic_add_fetch(&shim.kmalloc_live, 1, __ATOMIC_RELAXED);
 	return p;
@@ -466,7 +649,7 @@ void kfree(const void *p)
 	if (!p)
 		return;
 	__atomic_sub_fetch(&shim.kmalloc_live, 1, __ATOMIC_RELAXED);
-	free((void *)p);
+	mem_free((void *)p);
 }
 
 /* Pages for a ring without the DMA API: counted with the kmalloc blocks. */
@@ -486,7 +669,7 @@ void free_pages_exact(void *virt, size_t size)
 	if (!virt)
 		return;
 	__atomic_sub_fetch(&shim.kmalloc_live, 1, __ATOMIC_RELAXED);
-	free(virt);
+	mem_free(virt);
 }
 
 /* ---- test control ------------------------------------------------------ */

@@ -47,5 +47,28 @@ void shim_quiet(bool quiet);
  * made at @addr whose direction allows @dir?  Thread safe.
  */
 bool shim_dma_mapped(dma_addr_t addr, size_t len, enum dma_data_direction dir);
+/* Is [addr, addr + len) inside coherent memory allocated at @addr? */
+bool shim_dma_coherent(dma_addr_t addr, size_t len);
+
+/* The memory a bus address names (see SHIM_DMA_OFFSET). */
+static inline void *shim_dma_to_virt(dma_addr_t addr)
+{
+	return (void *)(uintptr_t)(addr - SHIM_DMA_OFFSET);
+}
+
+static inline void *shim_phys_to_virt(u64 addr)
+{
+	return (void *)(uintptr_t)(addr - SHIM_PHYS_OFFSET);
+}
+
+/*
+ * The fuzzer's allocator (shim.c, "memory"): every allocation is cut
+ * from one arena of @bytes and at most @blocks blocks, emptied by
+ * shim_arena_reset() when nothing is live.  Not thread safe.
+ */
+int shim_arena_init(size_t bytes, unsigned int blocks);
+void shim_arena_reset(void);
+/* With the arena: is [p, p + len) inside a live block that starts at @p? */
+bool shim_heap_live(const void *p, size_t len);
 
 #endif

@@ -25,7 +25,34 @@
 #define __force
 #endif
 
+#ifdef SHIM_FUZZ
+/*
+ * The fuzzer's device may write the ring while a driver call runs, as a
+ * real device on another CPU can.  Each read the ring makes of memory the
+ * device can write is a READ_ONCE() or goes through a conversion from the
+ * ring's byte order (virtio_byteorder.h); both call the fuzzer's hook, a
+ * READ_ONCE() just before the read, with its address, a conversion just
+ * after it, with NULL (it sees only the value).  Between two reads of one
+ * field the device can thus change it, and a double fetch shows.  The
+ * hook is NULL while no write is pending, and the fuzzer's build only
+ * (SHIM_FUZZ) has it: the tests, valgrind and the benchmark build the
+ * plain READ_ONCE().
+ */
+extern void (*shim_device_hook)(const volatile void *addr);
+
+static __always_inline void shim_device_access(const volatile void *addr)
+{
+	if (unlikely(shim_device_hook))
+		shim_device_hook(addr);
+}
+
+#define READ_ONCE(x) ({							\
+	shim_device_access(&(x));					\
+	*(const volatile __typeof__(x) *)&(x);				\
+})
+#else
 #define READ_ONCE(x)		(*(const volatile __typeof__(x) *)&(x))
+#endif
 #define WRITE_ONCE(x, v)	(*(volatile __typeof__(x) *)&(x) = (v))
 
 #define container_of(ptr, type, member) \
@@ -65,6 +92,24 @@ struct page;
 #define virt_to_page(p)		((struct page *)((uintptr_t)(p) & PAGE_MASK))
 #define offset_in_page(p)	((unsigned long)(uintptr_t)(p) & ~PAGE_MASK)
 #define page_address(pg)	((void *)(pg))
+
+/*
+ * Bus addresses: a DMA API handle (../shim.c) and a physical address
+ * (linux/io.h) are the virtual address plus an offset.  Both offsets are 0
+ * for the tests, whose simulated device reads buffers through the
+ * addresses it is given.  The fuzzer keeps the three kinds apart (user
+ * space addresses are below 2^47), so that its device, which checks every
+ * descriptor against the buffer it was made from, tells a physical
+ * address given where a DMA handle belongs, or a virtual one, from the
+ * right one.
+ */
+#ifdef SHIM_FUZZ
+#define SHIM_DMA_OFFSET		(1ULL << 52)
+#define SHIM_PHYS_OFFSET	(1ULL << 56)
+#else
+#define SHIM_DMA_OFFSET		0ULL
+#define SHIM_PHYS_OFFSET	0ULL
+#endif
 
 /* Devices and messages. */
 struct device {

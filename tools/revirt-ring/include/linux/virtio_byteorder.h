@@ -8,6 +8,7 @@
 #ifndef _SHIM_LINUX_VIRTIO_BYTEORDER_H
 #define _SHIM_LINUX_VIRTIO_BYTEORDER_H
 #include <endian.h>
+#include <shim_kernel.h>
 #include <linux/types.h>
 #include <linux/virtio_types.h>
 
@@ -27,8 +28,19 @@ static inline bool virtio_legacy_is_little_endian(void)
 #endif
 }
 
+/*
+ * A conversion to the CPU's order follows a read of the ring: the fuzzer's
+ * device may write it now (SHIM_FUZZ, see READ_ONCE() in shim_kernel.h).
+ */
+#ifdef SHIM_FUZZ
+#define shim_read_done()	shim_device_access(NULL)
+#else
+#define shim_read_done()	do { } while (0)
+#endif
+
 static inline u16 __virtio16_to_cpu(bool little_endian, __virtio16 val)
 {
+	shim_read_done();
 	return little_endian ? le16toh(val) : be16toh(val);
 }
 
@@ -39,6 +51,7 @@ static inline __virtio16 __cpu_to_virtio16(bool little_endian, u16 val)
 
 static inline u32 __virtio32_to_cpu(bool little_endian, __virtio32 val)
 {
+	shim_read_done();
 	return little_endian ? le32toh(val) : be32toh(val);
 }
 
@@ -49,6 +62,7 @@ static inline __virtio32 __cpu_to_virtio32(bool little_endian, u32 val)
 
 static inline u64 __virtio64_to_cpu(bool little_endian, __virtio64 val)
 {
+	shim_read_done();
 	return little_endian ? le64toh(val) : be64toh(val);
 }
 
