@@ -7,6 +7,7 @@ One VM carries every device the issue-2 tests need:
   rng1  virtio-rng-pci, modern only (disable-legacy=on)     PCI 00:05.0
   rng2  virtio-rng-pci, transitional (revirt uses modern)   PCI 00:06.0
   blk0  virtio-blk-pci, bootindex=1, raw 1 MiB image        PCI 00:07.0
+        (zero, but for disk_pattern() after the first 64 KiB)
 
 Why bootindex=1 and not 0: with -kernel, QEMU 7.2 gives the linuxboot
 option ROM bootindex 0 itself, and "-device virtio-blk-pci,bootindex=0"
@@ -24,11 +25,12 @@ pointer from the virtio_blk_handle_read events of SeaBIOS.  Guest device
 names (revirtN) map to QEMU ids through the PCI address of their parent.
 """
 
+import hashlib
 import os
 import re
 import time
 
-from revirt_vm import (VM, VMError, backend_path, by_vdev, collapse,
+from revirt_vm import (VM, VMError, _SET_STATUS_RE, backend_path, by_vdev, collapse,
                        guest_feature_names, host_feature_names, status_value)
 
 DEVICES = [
@@ -47,6 +49,15 @@ TRACE_EVENTS = ["virtio_set_status", "virtio_rng_request",
                 "virtio_blk_handle_read"]
 
 MODULES = ["revirt", "revirt_pci", "revirt_rng"]
+
+# blk0's image: DISK_SIZE bytes, zero but for a pattern the host writes at
+# [DISK_PATTERN_START, DISK_SIZE) before boot (disk_pattern()), so that a
+# read of the disk is known to return the right bytes and not merely the
+# same ones twice.  The first 64 KiB stay zero: SeaBIOS reads sector 0,
+# and the kernel's partition parsers look at the first sectors for their
+# magic numbers; zero sectors are no partition table to any of them.
+DISK_SIZE = 1 << 20
+DISK_PATTERN_START = 64 << 10
 
 GUEST_LIB = ". /usr/share/revirt/lib.sh\n"
 
@@ -71,7 +82,9 @@ class Rig:
         self.env = env
         self.disk = os.path.join(env.tmp, "blk0.img")
         with open(self.disk, "wb") as f:
-            f.truncate(1 << 20)
+            f.truncate(DISK_SIZE)
+            f.seek(DISK_PATTERN_START)
+            f.write(disk_pattern(DISK_PATTERN_START, DISK_SIZE - DISK_PATTERN_START))
         args = ["-drive", "file=%s,if=none,format=raw,id=d0" % self.disk]
         for qdev, dev, props, slot in DEVICES:
             opt = "%s,id=%s,addr=0x%x" % (dev, qdev, slot)
@@ -237,9 +250,49 @@ class Rig:
         raw = by_vdev(self.vm.status_writes(since, until))
         return {names.get(p, p): vals for p, vals in raw.items()}
 
+    def writes_between(self, marks):
+        """[writes(marks[i], marks[i + 1]) for each i]: the trace read once,
+        without waiting for it to settle again (each mark waited)."""
+        names = self.names()
+        with open(self.vm.trace_path, "rb") as f:
+            f.seek(marks[0])
+            data = f.read(marks[-1] - marks[0])
+        res = []
+        for a, b in zip(marks, marks[1:]):
+            text = data[a - marks[0]:b - marks[0]].decode("utf-8", "replace")
+            writes = []
+            for line in text.splitlines():
+                m = _SET_STATUS_RE.match(line)
+                if m:
+                    writes.append((m.group(1), int(m.group(2))))
+            res.append({names.get(p, p): vals for p, vals in by_vdev(writes).items()})
+        return res
+
     def fmt(self, writes):
         return "; ".join("%s: %s" % (k, " ".join("0x%x" % v for v in vals))
                          for k, vals in writes.items()) or "(no status writes)"
+
+
+def disk_pattern(offset, length):
+    """The bytes at [offset, offset + length) of blk0's pattern: 32-byte
+    blocks, each the SHA-256 of "revirt-blk0 <its byte offset>", so that
+    every sector differs from every other (a read of the wrong sectors
+    does not match either).  offset and length are multiples of 32."""
+    assert offset % 32 == 0 and length % 32 == 0
+    return b"".join(hashlib.sha256(b"revirt-blk0 %d" % o).digest()
+                    for o in range(offset, offset + length, 32))
+
+
+def disk_md5(offset, length):
+    """md5 (hex) of blk0's image at [offset, offset + length), computed on
+    the host from the pattern (zero before DISK_PATTERN_START)."""
+    end = offset + length
+    assert 0 <= offset <= end <= DISK_SIZE
+    zero = max(0, min(end, DISK_PATTERN_START) - offset)
+    data = bytes(zero)
+    if end > offset + zero:
+        data += disk_pattern(offset + zero, end - offset - zero)
+    return hashlib.md5(data).hexdigest()
 
 
 def live_objects(vm, want=None, settle=5.0):
@@ -251,6 +304,47 @@ def live_objects(vm, want=None, settle=5.0):
         if want is None or n == want or time.monotonic() > deadline:
             return n
         time.sleep(0.5)
+
+
+def live_why(vm):
+    """(kind, why) for the leak checks: kind "ok" when rv_live_objects can
+    count in this guest; "unavailable" when the guest was not set up for
+    it (debugfs not mounted, no slub_debug=U,kmalloc-*) or the count failed
+    anyway -- a test fault; "impossible" when the kernel cannot count (no
+    CONFIG_SLUB_DEBUG, no debugfs).  why says which (lib.sh's rv_live_why)."""
+    out = vm.check(GUEST_LIB + "rv_live_why").strip().splitlines()
+    line = out[-1] if out else ""
+    m = re.match(r"live: (ok|unavailable|impossible):? ?(.*)$", line)
+    if not m:
+        return "unavailable", "rv_live_why printed %r" % "\n".join(out)
+    return m.group(1), m.group(2)
+
+
+def live_check(ktap, vm, name, before, skip_impossible=False, diag=""):
+    """The KTAP line of a leak check: revirt's live kmalloc objects now
+    (rv_live_objects, waiting a bounded time for frees on their way) are
+    as many as `before`.  A count that is unavailable, before or now, is a
+    not ok that says why; with skip_impossible, a kernel that cannot count
+    at all (live_why's "impossible") is a SKIP instead.  diag: text or a
+    callable for the not ok.  Returns the count now (-1: unavailable)."""
+    now = live_objects(vm, want=before) if before >= 0 else -1
+    if before >= 0 and now >= 0:
+        ktap.ok("%s (%d live before, %d now)" % (name, before, now), now == before,
+                diag or (lambda: "before %d now %d\n%s"
+                         % (before, now, vm.check(GUEST_LIB + "rv_live_objects -v"))))
+        return now
+    kind, why = live_why(vm)
+    if kind == "ok":
+        kind, why = "unavailable", ("rv_live_objects printed -1 %s, yet rv_live_why "
+                                    "finds it counting (%s)"
+                                    % ("before" if before < 0 else "now", why))
+    if kind == "impossible" and skip_impossible:
+        ktap.skip(name, "the kernel cannot count live objects: %s" % why)
+        return now
+    ktap.ok("%s: live-object count unavailable: %s" % (name, why), False,
+            "rv_live_objects: %d before, %d now\n%s"
+            % (before, now, diag() if callable(diag) else diag))
+    return now
 
 
 def kernel_modules_base():

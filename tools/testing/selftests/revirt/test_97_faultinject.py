@@ -23,9 +23,15 @@ operations.
 
 DMA mapping failures: revirt maps every buffer through
 revirt_vring_dma_map(), which fail_function makes fail.  An entropy read
-then fails and entropy flows once the injection is off; on the disk the
-failure is -ENOMEM, which the block layer retries, so a read under a few
-injected failures returns the same data.
+then fails and entropy flows once the injection is off.  On the disk the
+failure is -ENOMEM, which the block layer retries.  The disk holds a
+pattern the host wrote into its image before boot (revirt_rig.disk_pattern,
+its md5 computed on the host): every read that is to succeed must return
+all its bytes with that md5 -- with no failure injected, and under a few
+injected failures (retried).  Under failures that go on, the read cannot
+complete: it must not return success while they last, and once the
+injection is off it completes with the right data (or, had it failed, a
+read after it must return the right data).
 
 KASAN, lockdep, kmemleak and DMA-API debug watch all of it (run.py's
 report line after this module).
@@ -37,7 +43,7 @@ import re
 import subprocess
 import time
 
-from revirt_rig import GUEST_LIB
+from revirt_rig import DISK_PATTERN_START, GUEST_LIB, disk_md5
 from revirt_vm import report_lines_cmd, reports_in
 
 # The operations, each a write to a sysfs file: bind on the revirt bus
@@ -56,6 +62,7 @@ TARGETS = [
     ("blk0", "revirt_blk", "PCI disk", ("bind", "reset", "mask")),
 ]
 MMIO_OPS = ("bind", "tbind")
+SUBSET_OPS = ("reset", "tbind")
 OP_WHAT = {"bind": "bind (probe)", "reset": "reset attribute",
            "mask": "features_mask write", "tbind": "transport bind"}
 # allocations of one operation, at most: the disk's probe makes its
@@ -297,11 +304,15 @@ def run(ktap, env):
     rig.sh("rv_insmod revirt_blk")
     info = rig.info()
     totals = {"sites": set(), "injected": 0}
-    # REVIRT_DEBUG_SUBSET: the modern entropy device only, which takes
-    # the core and PCI paths; a step costs seconds on the debug kernel
-    # under TCG.
+    # REVIRT_DEBUG_SUBSET (make check): the modern entropy device only,
+    # which takes the core and PCI paths, and of its operations the
+    # transport bind and the reset: between them they reach every revirt
+    # function that all four reach on it (the transport bind runs the
+    # driver's probe, the reset the core's reprobe).  A step costs seconds
+    # on the debug kernel under TCG; the four took 20 minutes.
     subset = bool(os.environ.get("REVIRT_DEBUG_SUBSET"))
-    for qdev, drv, kind, ops in TARGETS[:1] if subset else TARGETS:
+    targets = [(q, d, k, SUBSET_OPS) for q, d, k, _ in TARGETS[:1]] if subset else TARGETS
+    for qdev, drv, kind, ops in targets:
         if qdev not in info:
             ktap.ok("faultinject: %s (%s) has a revirt device" % (kind, qdev), False,
                     "\n".join(v["line"] for v in info.values()))
@@ -334,14 +345,17 @@ def report_coverage(ktap, env, totals):
               % (" ".join(missed) or "none"))
 
 
-def arm_dma_failures(times):
+def arm_dma_failures(times, verbose=1):
     """Guest script: revirt_vring_dma_map() fails @times times (-1: always),
-    returning DMA_MAPPING_ERROR (the retval file takes no sign)."""
+    returning DMA_MAPPING_ERROR (the retval file takes no sign); verbose 2
+    dumps the stack of each (ratelimited: 10 in 5 s), 0 prints nothing.
+    $fi/times counts down the failures left."""
     return ("fi=%(fi)s/fail_function\n"
             "echo revirt_vring_dma_map > $fi/inject || exit 1\n"
             "echo 0xffffffffffffffff > $fi/revirt_vring_dma_map/retval || exit 1\n"
             "echo 100 > $fi/probability; echo 1 > $fi/interval; echo %(times)d > $fi/times\n"
-            "echo N > $fi/task-filter; echo 1 > $fi/verbose\n" % {"fi": FI, "times": times})
+            "echo N > $fi/task-filter; echo %(verbose)d > $fi/verbose\n"
+            % {"fi": FI, "times": times, "verbose": verbose})
 
 
 DISARM_DMA = "echo '!revirt_vring_dma_map' > %s/fail_function/inject\n" % FI
@@ -365,22 +379,128 @@ def check_dma_rng(ktap, rig):
             "%s\n%s" % (out, "\n".join(dm[-30:])))
 
 
+# check_dma_blk's reads: DMA_BLK_COUNT blocks of DMA_BLK_BS bytes of the
+# disk from block DMA_BLK_SKIP, all of them in revirt_rig's pattern.
+DMA_BLK_BS = 64 << 10
+DMA_BLK_SKIP = DISK_PATTERN_START // DMA_BLK_BS
+DMA_BLK_COUNT = 4
+DMA_BLK_BYTES = DMA_BLK_BS * DMA_BLK_COUNT
+# mapping failures that go on: more than the block layer's retries of
+# one read (every few ms) for DMA_BLK_PENDING seconds
+DMA_BLK_PERSISTENT = 1000000
+DMA_BLK_PENDING = 5
+
+_READ_RE = re.compile(r"^(\w+): read rc=(\d+) bytes=(\d+) md5=([0-9a-f]*) err=(.*)$", re.M)
+
+
+def blk_reads(out):
+    """{tag: {"rc", "bytes", "md5", "err"}} of the "TAG: read ..." lines
+    (rv_read_sum) in a guest script's output."""
+    return {m.group(1): {"rc": int(m.group(2)), "bytes": int(m.group(3)),
+                         "md5": m.group(4), "err": m.group(5).strip()}
+            for m in _READ_RE.finditer(out)}
+
+
+def read_problem(reads, tag, want):
+    """Why read `tag` is not a complete read of the pattern ("" if it is)."""
+    r = reads.get(tag)
+    if r is None:
+        return "%s: no read result" % tag
+    if r["rc"] != 0 or r["bytes"] != DMA_BLK_BYTES or r["md5"] != want:
+        return ("%s: rc=%d, %d of %d bytes, md5 %s (want %s) %s"
+                % (tag, r["rc"], r["bytes"], DMA_BLK_BYTES, r["md5"] or "-", want, r["err"]))
+    return ""
+
+
+def read_cmd(tag, out_file=""):
+    return ("echo \"%s: $(rv_read_sum /dev/$d %d %d %d %s)\"\n"
+            % (tag, DMA_BLK_BS, DMA_BLK_SKIP, DMA_BLK_COUNT, out_file)
+            if not out_file else
+            "rv_read_sum /dev/$d %d %d %d %s &\n"
+            % (DMA_BLK_BS, DMA_BLK_SKIP, DMA_BLK_COUNT, out_file))
+
+
 def check_dma_blk(ktap, rig):
-    """A mapping failure on the disk is -ENOMEM, which the block layer
-    retries: the read completes with the same data."""
+    """Mapping failures on the disk (see the module comment): each read
+    that is to succeed returns the host's pattern, byte for byte; a read
+    under failures that go on does not succeed until they stop."""
     n = rig.index("blk0")
+    want = disk_md5(DMA_BLK_SKIP * DMA_BLK_BS, DMA_BLK_BYTES)
+    disk = "d=$(ls $RV_BUS/devices/revirt%d/block | head -n 1)\n[ -n \"$d\" ] || exit 1\n" % n
+    what = "%d KiB from %d KiB, md5 %s on the host" % (DMA_BLK_BYTES >> 10,
+                                                        DMA_BLK_SKIP * DMA_BLK_BS >> 10, want)
+
+    # a few failures: retried, the read completes with the pattern
     rig.kmsg_mark("test_97_dma_blk")
-    rc, out = rig.sh(
-        "d=$(ls $RV_BUS/devices/revirt%(n)d/block | head -n 1)\n"
-        "a=$(dd if=/dev/$d bs=64k count=4 iflag=direct 2>/dev/null | md5sum)\n"
-        % {"n": n} + arm_dma_failures(8) +
-        "b=$(timeout 60 dd if=/dev/$d bs=64k count=4 iflag=direct 2>/dev/null | md5sum)\n"
-        + DISARM_DMA +
-        "echo \"before=$a\"; echo \"under=$b\"\n"
-        "[ -n \"$a\" ] && [ \"$a\" = \"$b\" ] && echo SAME\n", timeout=180)
+    rc, out = rig.sh(disk + read_cmd("before") + arm_dma_failures(8, verbose=2) +
+                     read_cmd("under") +
+                     "echo left=$(cat $fi/times)\n" + DISARM_DMA, timeout=180)
     dm = rig.dmesg_after("test_97_dma_blk")
-    injected = sum("FAULT_INJECTION" in l for l in dm)
-    ktap.ok("faultinject: DMA mapping failures on the disk: %d injected, the read "
-            "is retried and returns the same data" % injected,
-            "SAME" in out and injected > 0,
-            "%s\n%s" % (out, "\n".join(dm[-30:])))
+    reads = blk_reads(out)
+    m = re.search(r"^left=(\d+)", out, re.M)
+    injected = 8 - int(m.group(1)) if m else 0
+    # the stacks of the failures (verbose 2): those of the disk's requests
+    stacks, cur = [], None
+    for l in dm:
+        if "FAULT_INJECTION: forcing a failure" in l:
+            cur = []
+            stacks.append(cur)
+        elif cur is not None:
+            cur.append(l)
+            if "</TASK>" in l:
+                cur = None
+    on_disk = sum(any("rvblk_" in l for l in st) for st in stacks)
+    problems = [p for p in (read_problem(reads, "before", want),
+                            read_problem(reads, "under", want)) if p]
+    if not on_disk:
+        problems.append("no injected failure hit the disk's requests "
+                        "(%d injected, %d stacks, none through rvblk_)" % (injected, len(stacks)))
+    ktap.ok("faultinject: DMA mapping failures on the disk: %d injected (%d on the "
+            "disk's requests), the read is retried and returns the host's pattern (%s)"
+            % (injected, on_disk, what),
+            rc == 0 and not problems,
+            lambda: "%s\nrc=%d\n%s\n%s" % ("\n".join(problems), rc, out, "\n".join(dm[-40:])))
+
+    # failures that go on: the read cannot complete while they last
+    rc, out = rig.sh(
+        disk + "rm -f /tmp/dma_blk.out\n" + arm_dma_failures(DMA_BLK_PERSISTENT, verbose=0) +
+        read_cmd("pending", "/tmp/dma_blk.out") + "p=$!\n"
+        "sleep %d\n" % DMA_BLK_PENDING +
+        "echo left=$(cat $fi/times)\n"
+        "if [ -e /tmp/dma_blk.out ]; then echo \"early: $(cat /tmp/dma_blk.out)\"; "
+        "else echo still=pending; fi\n" + DISARM_DMA +
+        "wait $p\n"
+        "echo \"late: $(cat /tmp/dma_blk.out)\"\n" + read_cmd("after"), timeout=240)
+    reads = blk_reads(out)
+    m = re.search(r"^left=(\d+)", out, re.M)
+    injected = DMA_BLK_PERSISTENT - int(m.group(1)) if m else 0
+    problems = []
+    early = reads.get("early")
+    if "still=pending" in out:
+        outcome = "pending while they lasted, then the pattern"
+        p = read_problem(reads, "late", want)
+        if p:
+            problems.append("once the injection was off: " + p)
+    elif early is None:
+        outcome = "no result"
+        problems.append("the read neither pending nor over after %ds" % DMA_BLK_PENDING)
+    elif early["rc"] != 0 and early["bytes"] < DMA_BLK_BYTES:
+        outcome = "failed, rc=%d, %d of %d bytes: %s" % (early["rc"], early["bytes"],
+                                                          DMA_BLK_BYTES, early["err"])
+    else:
+        outcome = "returned while no buffer could be mapped"
+        problems.append("the read was over while every mapping failed, not as a "
+                        "failure: rc=%d, %d of %d bytes, md5 %s"
+                        % (early["rc"], early["bytes"], DMA_BLK_BYTES, early["md5"]))
+    if injected <= 0:
+        problems.append("no failure injected (%d left of %d)" % (DMA_BLK_PERSISTENT - injected,
+                                                                 DMA_BLK_PERSISTENT))
+    p = read_problem(reads, "after", want)
+    if p:
+        problems.append("the read after: " + p)
+    ktap.ok("faultinject: DMA mapping failures on the disk for %ds (%d injected): the read "
+            "does not succeed while they last (%s); the next read returns the host's pattern"
+            % (DMA_BLK_PENDING, injected, outcome),
+            rc == 0 and not problems,
+            lambda: "%s\nrc=%d\n%s\n%s" % ("\n".join(problems), rc, out,
+                                              rig.dmesg_tail(40)))

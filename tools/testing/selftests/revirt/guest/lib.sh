@@ -235,6 +235,79 @@ rv_live_objects() {
 		END { flush(); print total + 0 }'
 }
 
+# rv_read_sum DEV BS SKIP COUNT [OUT]: read COUNT blocks of BS bytes of
+# DEV from block SKIP with O_DIRECT (dd, for at most $RV_READ_TIMEOUT s,
+# default 60) and print one line: "read rc=<dd's exit status>
+# bytes=<bytes read> md5=<md5 of those bytes> err=<dd's error message>".
+# With OUT the line goes into the file OUT, which appears only once the
+# read is over (for a read in the background).
+rv_read_sum() {
+	_rf=$(mktemp /tmp/rv-read.XXXXXX) || return 1
+	timeout "${RV_READ_TIMEOUT:-60}" dd if="$1" of="$_rf" bs="$2" skip="$3" count="$4" \
+		iflag=direct 2>"$_rf.err"
+	_rc=$?
+	_line="read rc=$_rc bytes=$(($(wc -c <"$_rf"))) md5=$(md5sum "$_rf" | cut -d' ' -f1)"
+	_line="$_line err=$(grep -v -e 'records in' -e 'records out' -e copied "$_rf.err" | tr '\n' ' ')"
+	rm -f "$_rf" "$_rf.err"
+	if [ -n "${5:-}" ]; then
+		echo "$_line" >"$5.tmp" && mv "$5.tmp" "$5"
+	else
+		echo "$_line"
+	fi
+}
+
+# rv_live_why: whether rv_live_objects can count here, one line:
+#   "live: ok N"            it can (N: its count now)
+#   "live: unavailable WHY" this guest was not set up for it (debugfs not
+#                           mounted, the kernel booted without
+#                           slub_debug=U,kmalloc-*), or it failed anyway
+#   "live: impossible WHY"  the kernel cannot count (no SLUB debugging,
+#                           no debugfs, no slab entries in debugfs)
+rv_live_why() {
+	_cmd=$(cat /proc/cmdline)
+	set -- /sys/kernel/slab/kmalloc-[0-9]*
+	if [ ! -d "$1" ]; then
+		echo "live: impossible: no /sys/kernel/slab/kmalloc-* (not SLUB, or no sysfs)"
+		return
+	fi
+	if [ ! -e "$1/store_user" ]; then
+		echo "live: impossible: no $1/store_user (kernel without CONFIG_SLUB_DEBUG)"
+		return
+	fi
+	if ! grep -q ' /sys/kernel/debug debugfs ' /proc/mounts; then
+		if ! grep -qw debugfs /proc/filesystems; then
+			echo "live: impossible: kernel without debugfs (CONFIG_DEBUG_FS)"
+		else
+			echo "live: unavailable: debugfs is not mounted on /sys/kernel/debug (cmdline: $_cmd)"
+		fi
+		return
+	fi
+	if [ ! -d /sys/kernel/debug/slab ]; then
+		echo "live: impossible: no /sys/kernel/debug/slab (SLUB's debugfs files: kernel older than 5.14, or debugfs restricted; lockdown: $(cat /sys/kernel/security/lockdown 2>/dev/null || echo -))"
+		return
+	fi
+	_all=0 _on=0 _traces=0
+	for _c in /sys/kernel/slab/kmalloc-*; do
+		[ -L "$_c" ] && continue
+		_all=$((_all + 1))
+		[ "$(cat "$_c/store_user" 2>/dev/null)" = 1 ] && _on=$((_on + 1))
+		[ -r "/sys/kernel/debug/slab/${_c##*/}/alloc_traces" ] && _traces=$((_traces + 1))
+	done
+	if [ $_on -ne $_all ]; then
+		echo "live: unavailable: $_on of $_all kmalloc caches track their users: boot with slub_debug=U,kmalloc-* (cmdline: $_cmd)"
+		return
+	fi
+	if [ $_traces -ne $_all ]; then
+		echo "live: unavailable: $_traces of $_all kmalloc caches have a readable alloc_traces in /sys/kernel/debug/slab, though all track their users"
+		return
+	fi
+	_n=$(rv_live_objects 2>&1)
+	case $_n in
+	'' | *[!0-9]*) echo "live: unavailable: rv_live_objects printed '$_n' though all $_all kmalloc caches track their users and have alloc_traces" ;;
+	*) echo "live: ok $_n" ;;
+	esac
+}
+
 # ---- handing PCI devices between the kernel's virtio-pci and revirt-pci
 # (Documentation/revirt/takeover.rst)
 
