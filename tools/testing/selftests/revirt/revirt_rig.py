@@ -28,6 +28,7 @@ names (revirtN) map to QEMU ids through the PCI address of their parent.
 import hashlib
 import os
 import re
+import subprocess
 import time
 
 from revirt_vm import (VM, VMError, _SET_STATUS_RE, backend_path, by_vdev, collapse,
@@ -357,6 +358,24 @@ def kernel_modules_base():
 def kernel_modules_dir(kver):
     """/lib/modules/KVER of the kernel under test (kernel_modules_base())."""
     return os.path.join(kernel_modules_base(), "lib", "modules", kver)
+
+
+def kmods_initrd(env, kmods, name):
+    """env.initrd with the kernel's modules `kmods` (and what they depend
+    on) appended, through KMODS of scripts/mkinitramfs: the kernel unpacks
+    concatenated cpio archives in order, so the second one adds
+    /lib/modules/kernel/ and its load order (rv_kmods_load) to the
+    first."""
+    extra = os.path.join(env.tmp, name + "-kmods.cpio.gz")
+    out = os.path.join(env.tmp, name + ".cpio.gz")
+    subprocess.run([os.path.join(env.srcdir, "scripts", "mkinitramfs"),
+                    extra, env.kver], check=True,
+                   env=dict(os.environ, KMODS=" ".join(kmods)))
+    with open(out, "wb") as o:
+        for part in (env.initrd, extra):
+            with open(part, "rb") as f:
+                o.write(f.read())
+    return out
 
 
 def kernel_bad_lines(lines):

@@ -34,7 +34,7 @@ import subprocess
 import types
 
 from blkdrv import BlkVM, Disk, collapse, hx
-from revirt_rig import kernel_modules_base
+from revirt_rig import kmods_initrd
 from revirt_vm import VMError
 
 MODULES = ["revirt", "revirt_pci", "revirt_blk", "revirt_sim"]
@@ -155,48 +155,6 @@ def host_resets(seq):
 
 
 # ---- the VM ---------------------------------------------------------------
-
-def copy_kmod(path, dest):
-    """A module of the installed kernel, as a plain .ko (busybox insmod
-    takes no compressed ones): Debian's 6.12 ships .ko.xz."""
-    unpack = {".xz": ["xz", "-dc"], ".zst": ["zstd", "-qdc"], ".gz": ["gzip", "-dc"]}
-    ext = os.path.splitext(path)[1]
-    if ext == ".ko":
-        shutil.copy(path, dest)
-        return
-    with open(dest, "wb") as out:
-        subprocess.run(unpack[ext] + [path], stdout=out, check=True)
-
-
-def fs_initrd(env):
-    """env.initrd with ext4 and its dependencies appended in /lib/modules/fs
-    (the kernel unpacks concatenated archives), or None."""
-    stage = os.path.join(env.tmp, "fsmods")
-    mods = os.path.join(stage, "lib", "modules", "fs")
-    os.makedirs(mods, exist_ok=True)
-    for m in FS_KMODS:
-        r = subprocess.run(["modinfo", "-b", kernel_modules_base(), "-k", env.kver,
-                            "-n", m], capture_output=True, text=True)
-        path = r.stdout.strip()
-        if r.returncode or not os.path.isfile(path):
-            continue        # built in, or absent: the guest will tell
-        copy_kmod(path, os.path.join(mods, m + ".ko"))
-    cpio = os.path.join(env.tmp, "fsmods.cpio")
-    files = subprocess.run("cd %s && find . -mindepth 1" % stage, shell=True,
-                           capture_output=True, text=True, check=True).stdout
-    with open(cpio, "wb") as out:
-        subprocess.run(["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"],
-                       cwd=stage, input=files.encode(), stdout=out, check=True)
-    initrd = os.path.join(env.tmp, "initrd-blkreset.cpio")
-    with open(initrd, "wb") as out:
-        with open(env.initrd, "rb") as f:
-            shutil.copyfileobj(f, out)
-        # the next archive starts on a 4-byte boundary (NUL padding)
-        out.write(b"\0" * (-out.tell() % 4))
-        with open(cpio, "rb") as f:
-            shutil.copyfileobj(f, out)
-    return initrd
-
 
 def mkfs(path):
     exe = shutil.which("mkfs.ext4") or "/sbin/mkfs.ext4"
@@ -327,8 +285,8 @@ def check_mq(ktap, bvm):
 def check_fs(ktap, bvm):
     """(2) ext4 on the disk fs, files written with fsync across 20 resets."""
     rc, out = bvm.sh(
-        "for m in %s; do [ -f /lib/modules/fs/$m.ko ] && insmod /lib/modules/fs/$m.ko; done\n"
-        "grep -qw ext4 /proc/filesystems || { echo NOEXT4 $(ls /lib/modules/fs); exit 0; }\n"
+        "rv_kmods_load || echo KMODS_FAILED\n"
+        "grep -qw ext4 /proc/filesystems || { echo NOEXT4 $(cat /lib/modules/kernel/order); exit 0; }\n"
         "d=$(rvb_dev fs) && r=$(rvb_rv fs) || exit 1\n"
         "mkdir -p /mnt && mount -t ext4 /dev/$d /mnt || exit 1\n"
         "dd if=/dev/urandom of=/tmp/src bs=65536 count=16 2>/dev/null\n"
@@ -349,7 +307,7 @@ def check_fs(ktap, bvm):
         "echo files_bad=$bad count=$(ls /mnt | grep -c '^f')\n"
         "umount /mnt; sync\n"
         "echo fserr=$(dmesg | grep -ci 'EXT4-fs error')"
-        % (" ".join(FS_KMODS), FS_RESETS), timeout=600)
+        % FS_RESETS, timeout=600)
     if "NOEXT4" in out:
         ktap.diag(out)
         ktap.skip("blkreset: ext4 across resets", "no ext4 in the guest kernel")
@@ -357,7 +315,8 @@ def check_fs(ktap, bvm):
     a, b = resets_of(out)
     ktap.ok("blkreset: ext4 mounted on the disk, files written with fsync across %d resets: "
             "no write failed, all intact after umount" % FS_RESETS,
-            rc == 0 and "WRITE_FAILED" not in out and "UMOUNT_FAILED" not in out
+            rc == 0 and "KMODS_FAILED" not in out and "WRITE_FAILED" not in out
+            and "UMOUNT_FAILED" not in out
             and b - a >= FS_RESETS and "files_bad=0" in out and "count=8" in out
             and "fserr=0" in out, out)
     return True
@@ -494,7 +453,7 @@ def run(ktap, env):
     disks = [Disk(env.tmp, "rs", 16 * MiB, props="num-queues=2"),
              Disk(env.tmp, "fs", 32 * MiB, props="num-queues=1")]
     have_fs = mkfs(disks[1].path)
-    vmenv = types.SimpleNamespace(kernel=env.kernel, initrd=fs_initrd(env))
+    vmenv = types.SimpleNamespace(kernel=env.kernel, initrd=kmods_initrd(env, FS_KMODS, "blkreset"))
     bvm = BlkVM(vmenv, "blkreset", disks, smp=2)
     bvm.sh = lambda script, timeout=120: bvm.vm.sh(
         __import__("blkdrv").BLK_LIB + LIB + script, timeout)

@@ -18,11 +18,11 @@ reset: reset, ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK.  The
 virtio_rng_request trace shows the device served each read.
 """
 
-import os
 import subprocess
 
 from revirt_vm import VM, collapse
-from revirt_rig import GUEST_LIB, MODULES, kernel_bad_lines, kernel_modules_base
+from revirt_rig import (GUEST_LIB, MODULES, kernel_bad_lines, kernel_modules_base,
+                        kmods_initrd)
 
 CYCLES = 3
 ADDR = "0000:00:04.0"
@@ -32,22 +32,6 @@ ACQUIRE = [0, 1, 3, 0xb, 0xf]
 
 def hx(vals):
     return " ".join("0x%x" % v for v in vals) or "(none)"
-
-
-def overlay_initrd(env):
-    """env.initrd with the kernel's virtio modules appended: the kernel
-    unpacks concatenated cpio archives in order, so the second one adds
-    /lib/modules/kernel/ (and its load order) to the first."""
-    extra = os.path.join(env.tmp, "kmods.cpio.gz")
-    out = os.path.join(env.tmp, "takeover.cpio.gz")
-    subprocess.run([os.path.join(env.srcdir, "scripts", "mkinitramfs"),
-                    extra, env.kver], check=True,
-                   env=dict(os.environ, KMODS=KMODS))
-    with open(out, "wb") as o:
-        for part in (env.initrd, extra):
-            with open(part, "rb") as f:
-                o.write(f.read())
-    return out
 
 
 def kernel_has_virtio_rng(kver):
@@ -61,7 +45,7 @@ class Takeover:
     def __init__(self, ktap, env):
         self.ktap = ktap
         self.vm = VM(devices=["-device", "virtio-rng-pci,id=trng,addr=0x4"],
-                     kernel=env.kernel, initrd=overlay_initrd(env),
+                     kernel=env.kernel, initrd=kmods_initrd(env, KMODS.split(), "takeover"),
                      extra_append="revirt.takeover=off",
                      trace_events=("virtio_set_status", "virtio_rng_request"),
                      name="takeover-vm")
