@@ -63,6 +63,7 @@ struct revirt_vring {
 	void *ring_mem;
 	dma_addr_t ring_dma;
 	size_t ring_bytes;
+	unsigned int align;
 	struct device *map_dev;		/* DMA API device, or NULL: physical */
 	struct device *msg_dev;
 	bool (*notify)(struct revirt_virtqueue *vq);
@@ -914,6 +915,76 @@ static void rv_free_ring(struct revirt_vring *vr)
 		free_pages_exact(vr->ring_mem, vr->ring_bytes);
 }
 
+/* The used ring holds 32-bit fields: it is at least 4-byte aligned. */
+static bool rv_size_ok(unsigned int num)
+{
+	return num && num <= 32768 && is_power_of_2(num);
+}
+
+/* What the ring keeps per descriptor and the ring memory, at @num entries. */
+static int rv_alloc_layout(struct revirt_vring *vr, unsigned int num)
+{
+	int err = -ENOMEM;
+
+	vr->state = kcalloc(num, sizeof(*vr->state), GFP_KERNEL);
+	vr->extra = kcalloc(num, sizeof(*vr->extra), GFP_KERNEL);
+	if (!vr->state || !vr->extra)
+		goto free_arrays;
+	if (vr->indirect) {
+		vr->max_tables = min_t(unsigned int, num, RV_TABLES_KEPT);
+		vr->tables = kcalloc(vr->max_tables, sizeof(*vr->tables),
+				     GFP_KERNEL);
+		if (!vr->tables)
+			goto free_arrays;
+	}
+	err = rv_alloc_ring(vr, num, vr->align);
+	if (err)
+		goto free_arrays;
+	return 0;
+
+free_arrays:
+	kfree(vr->tables);
+	kfree(vr->extra);
+	kfree(vr->state);
+	vr->tables = NULL;
+	vr->extra = NULL;
+	vr->state = NULL;
+	return err;
+}
+
+static void rv_free_layout(struct revirt_vring *vr)
+{
+	while (vr->ntables)
+		kfree(vr->tables[--vr->ntables]);
+	kfree(vr->tables);
+	rv_free_ring(vr);
+	kfree(vr->extra);
+	kfree(vr->state);
+}
+
+/*
+ * An empty ring, as a device fresh from a reset expects it: indexes at 0,
+ * every descriptor free; the driver's wish for interrupts is kept.
+ */
+static void rv_reset_state(struct revirt_vring *vr)
+{
+	unsigned int i, num = vr->vring.num;
+
+	memset(vr->ring_mem, 0, vr->ring_bytes);
+	memset(vr->state, 0, num * sizeof(*vr->state));
+	for (i = 0; i < num; i++)
+		vr->extra[i].next = i + 1;
+	vr->free_head = 0;
+	vr->avail_idx_shadow = 0;
+	vr->last_used_idx = 0;
+	vr->num_added = 0;
+	vr->in_flight = 0;
+	vr->vq.num_free = num;
+	if (!vr->event_idx)
+		vr->vring.avail->flags = rv_cpu16(vr, vr->avail_flags_shadow);
+	WRITE_ONCE(vr->broken, false);
+}
+
 /**
  * revirt_vring_create - allocate a split virtqueue for a transport
  * @cfg: ring layout and device properties
@@ -930,68 +1001,42 @@ revirt_vring_create(const struct revirt_vring_config *cfg,
 		    const char *name)
 {
 	struct revirt_vring *vr;
-	unsigned int i;
-	int err = -EINVAL;
+	int err;
 
-	/* The used ring holds 32-bit fields: it is at least 4-byte aligned. */
-	if (!cfg->num || cfg->num > 32768 || !is_power_of_2(cfg->num) ||
-	    !is_power_of_2(cfg->align) || cfg->align < 4) {
+	if (!rv_size_ok(cfg->num) || !is_power_of_2(cfg->align) ||
+	    cfg->align < 4) {
 		dev_err(cfg->msg_dev, "revirt: queue %s: invalid size %u or alignment %u\n",
 			name, cfg->num, cfg->align);
-		return ERR_PTR(err);
+		return ERR_PTR(-EINVAL);
 	}
 
-	err = -ENOMEM;
 	vr = kzalloc(sizeof(*vr), GFP_KERNEL);
 	if (!vr)
-		return ERR_PTR(err);
-	vr->state = kcalloc(cfg->num, sizeof(*vr->state), GFP_KERNEL);
-	vr->extra = kcalloc(cfg->num, sizeof(*vr->extra), GFP_KERNEL);
-	if (!vr->state || !vr->extra)
-		goto free_arrays;
-	if (cfg->indirect) {
-		vr->max_tables = min_t(unsigned int, cfg->num, RV_TABLES_KEPT);
-		vr->tables = kcalloc(vr->max_tables, sizeof(*vr->tables),
-				     GFP_KERNEL);
-		if (!vr->tables)
-			goto free_arrays;
-	}
-
+		return ERR_PTR(-ENOMEM);
 	vr->map_dev = cfg->use_dma_api ? cfg->dma_dev : NULL;
 	vr->msg_dev = cfg->msg_dev;
-	err = rv_alloc_ring(vr, cfg->num, cfg->align);
-	if (err)
-		goto free_arrays;
+	vr->align = cfg->align;
+	vr->indirect = cfg->indirect;
+	err = rv_alloc_layout(vr, cfg->num);
+	if (err) {
+		kfree(vr);
+		return ERR_PTR(err);
+	}
 
-	for (i = 0; i < cfg->num; i++)
-		vr->extra[i].next = i + 1;
 	vr->little_endian = cfg->little_endian;
 	vr->event_idx = cfg->event_idx;
-	vr->indirect = cfg->indirect;
 	vr->weak_barriers = cfg->weak_barriers;
 	vr->notify = cfg->notify;
 	vr->vq.callback = callback;
 	vr->vq.name = name;
 	vr->vq.vdev = vdev;
 	vr->vq.index = cfg->index;
-	vr->vq.num_free = cfg->num;
 	INIT_LIST_HEAD(&vr->vq.list);
-
 	/* No interrupts wanted until the driver enables them, if no callback. */
-	if (!callback) {
+	if (!callback)
 		vr->avail_flags_shadow = VRING_AVAIL_F_NO_INTERRUPT;
-		if (!vr->event_idx)
-			vr->vring.avail->flags =
-				rv_cpu16(vr, vr->avail_flags_shadow);
-	}
+	rv_reset_state(vr);
 	return &vr->vq;
-
-free_arrays:
-	kfree(vr->tables);
-	kfree(vr->extra);
-	kfree(vr->state);
-	kfree(vr);
-	return ERR_PTR(err);
 }
 EXPORT_SYMBOL_GPL(revirt_vring_create);
 
@@ -1013,15 +1058,57 @@ void revirt_vring_del(struct revirt_virtqueue *vq)
 		while (revirt_vq_detach_unused_buf(vq))
 			;
 	}
-	while (vr->ntables)
-		kfree(vr->tables[--vr->ntables]);
-	kfree(vr->tables);
-	rv_free_ring(vr);
-	kfree(vr->extra);
-	kfree(vr->state);
+	rv_free_layout(vr);
 	kfree(vr);
 }
 EXPORT_SYMBOL_GPL(revirt_vring_del);
+
+/**
+ * revirt_vring_reinit - empty a queue that was reset alone, maybe resized
+ * @vq: the virtqueue; the device reset it and every buffer was taken back
+ * @num: new ring size, a power of two up to 32768; 0 keeps the size
+ *
+ * For a transport's per-queue reset (VIRTIO_F_RING_RESET): the ring starts
+ * over at index 0, as the device does after the queue reset, in the same
+ * memory or, for another size, in new memory (the transport gives the
+ * device the new addresses).  Buffers still on the ring are dropped with
+ * a warning, as in revirt_vring_del().
+ *
+ * Return: 0, -EINVAL for an invalid size, or -ENOMEM; on error the ring
+ * keeps its size and memory, emptied.
+ */
+int revirt_vring_reinit(struct revirt_virtqueue *vq, unsigned int num)
+{
+	struct revirt_vring *vr = to_rvring(vq);
+	struct revirt_vring old;
+	int err = 0;
+
+	if (vr->in_flight) {
+		dev_warn(vr->msg_dev,
+			 "revirt: queue %s reset with %u buffers not reclaimed\n",
+			 vq->name, vr->in_flight);
+		while (revirt_vq_detach_unused_buf(vq))
+			;
+	}
+	if (num && num != vr->vring.num) {
+		if (!rv_size_ok(num)) {
+			err = -EINVAL;
+			goto reset;
+		}
+		old = *vr;
+		vr->ntables = 0;
+		err = rv_alloc_layout(vr, num);
+		if (err) {
+			*vr = old;
+			goto reset;
+		}
+		rv_free_layout(&old);
+	}
+reset:
+	rv_reset_state(vr);
+	return err;
+}
+EXPORT_SYMBOL_GPL(revirt_vring_reinit);
 
 /**
  * revirt_vring_desc_dma - bus address of the descriptor table

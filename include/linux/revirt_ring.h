@@ -102,6 +102,7 @@ revirt_vring_create(const struct revirt_vring_config *cfg,
 		    void (*callback)(struct revirt_virtqueue *vq),
 		    const char *name);
 void revirt_vring_del(struct revirt_virtqueue *vq);
+int revirt_vring_reinit(struct revirt_virtqueue *vq, unsigned int num);
 irqreturn_t revirt_vring_interrupt(int irq, void *vq);
 dma_addr_t revirt_vring_desc_dma(const struct revirt_virtqueue *vq);
 dma_addr_t revirt_vring_avail_dma(const struct revirt_virtqueue *vq);
