@@ -33,7 +33,8 @@ static const u64 revirt_transport_features =
 	BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC) |
 	BIT_ULL(VIRTIO_RING_F_EVENT_IDX) |
 	BIT_ULL(VIRTIO_F_VERSION_1) |
-	BIT_ULL(VIRTIO_F_ACCESS_PLATFORM);
+	BIT_ULL(VIRTIO_F_ACCESS_PLATFORM) |
+	BIT_ULL(VIRTIO_F_RING_RESET);
 
 /* How often a config read is retried while the generation moves. */
 #define REVIRT_CONFIG_READ_TRIES	64
@@ -181,6 +182,108 @@ void revirt_del_vqs(struct revirt_device *vdev)
 EXPORT_SYMBOL_GPL(revirt_del_vqs);
 
 /**
+ * revirt_vq_can_reset - tell whether one queue can be reset alone
+ * @vq: the virtqueue
+ *
+ * Return: true if the device negotiated VIRTIO_F_RING_RESET and its
+ * transport resets single queues; otherwise only the whole device can be.
+ */
+bool revirt_vq_can_reset(const struct revirt_virtqueue *vq)
+{
+	const struct revirt_device *vdev = vq->vdev;
+
+	return revirt_has_feature(vdev, VIRTIO_F_RING_RESET) &&
+	       vdev->config->reset_vq && vdev->config->enable_vq &&
+	       !vdev->broken;
+}
+EXPORT_SYMBOL_GPL(revirt_vq_can_reset);
+
+/**
+ * revirt_vq_reset - reset one virtqueue and wait until it completed
+ * @vq: the virtqueue; the driver adds no buffer to it until it is enabled
+ *
+ * After a successful return the device uses the queue no more and its
+ * callback does not run; the driver takes back its buffers (there is no
+ * shutdown operation, as for the whole device) and calls
+ * revirt_vq_enable().  The other queues run on.  A queue whose reset does
+ * not complete in time is marked broken: the device must then be reset.
+ *
+ * Return: 0, -EOPNOTSUPP if the device cannot reset one queue, or the
+ * transport's error (-ETIMEDOUT for a reset that did not complete).
+ */
+int revirt_vq_reset(struct revirt_virtqueue *vq)
+{
+	struct revirt_device *vdev = vq->vdev;
+	int err;
+
+	if (!revirt_vq_can_reset(vq))
+		return -EOPNOTSUPP;
+	atomic_inc(&vdev->queue_resets);
+	err = vdev->config->reset_vq(vq);
+	if (err) {
+		dev_err(&vdev->dev, "queue %s: reset did not complete (%d): queue marked broken\n",
+			vq->name, err);
+		revirt_vq_mark_broken(vq);
+	}
+	return err;
+}
+EXPORT_SYMBOL_GPL(revirt_vq_reset);
+
+/* The size asked for a queue, checked against what the device allows. */
+static int revirt_vq_size_ok(struct revirt_virtqueue *vq, unsigned int num)
+{
+	struct revirt_device *vdev = vq->vdev;
+	unsigned int max = vdev->config->max_vq_size ?
+			   vdev->config->max_vq_size(vq) :
+			   revirt_vq_get_vring_size(vq);
+
+	if (num && is_power_of_2(num) && num <= max)
+		return 0;
+	dev_err(&vdev->dev, "queue %s: size %u refused: a power of two up to %u is needed; keeping %u entries\n",
+		vq->name, num, max, revirt_vq_get_vring_size(vq));
+	return -EINVAL;
+}
+
+/**
+ * revirt_vq_enable - give a queue reset alone back to the device
+ * @vq: the virtqueue, reset by revirt_vq_reset(), every buffer taken back
+ * @num: new ring size, or 0 to keep it
+ *
+ * The ring starts over empty, in new memory if its size changes, and the
+ * device gets it again.  A size the device refuses, or memory that cannot
+ * be had for it, leaves the queue at its old size, enabled.
+ *
+ * Return: 0; -EINVAL or -ENOMEM if the new size was not taken (the queue
+ * runs at its old size); -EIO (the queue marked broken) if the device did
+ * not take the queue back: the device must then be reset.
+ */
+int revirt_vq_enable(struct revirt_virtqueue *vq, unsigned int num)
+{
+	struct revirt_device *vdev = vq->vdev;
+	int err = 0, ret;
+
+	if (!revirt_vq_can_reset(vq))
+		return -EOPNOTSUPP;
+	if (num && num != revirt_vq_get_vring_size(vq))
+		err = revirt_vq_size_ok(vq, num);
+	ret = revirt_vring_reinit(vq, err ? 0 : num);
+	if (ret && !err) {
+		dev_err(&vdev->dev, "queue %s: no memory for %u entries (%d); keeping %u\n",
+			vq->name, num, ret, revirt_vq_get_vring_size(vq));
+		err = ret;
+	}
+	ret = vdev->config->enable_vq(vq);
+	if (ret) {
+		dev_err(&vdev->dev, "queue %s: the device did not take the queue back (%d)\n",
+			vq->name, ret);
+		revirt_vq_mark_broken(vq);
+		return -EIO;
+	}
+	return err;
+}
+EXPORT_SYMBOL_GPL(revirt_vq_enable);
+
+/**
  * revirt_cread - read a config field without tearing
  * @vdev: the device
  * @offset: offset in the device-specific config
@@ -283,6 +386,8 @@ static bool revirt_take_reset_request(struct revirt_device *vdev)
 	spin_lock_irq(&vdev->config_lock);
 	requested = vdev->reset_requested;
 	vdev->reset_requested = false;
+	/* The device reset set every queue up again. */
+	vdev->vq_reset_pending = 0;
 	spin_unlock_irq(&vdev->config_lock);
 	return requested;
 }
@@ -310,6 +415,69 @@ static int revirt_driver_reset(struct revirt_device *vdev)
 	return err;
 }
 
+/* After a reset_vq that returned @err, the queue works (maybe unresized). */
+static bool revirt_vq_runs_on(int err)
+{
+	return !err || err == -EINVAL || err == -ENOMEM;
+}
+
+/*
+ * Reset queue @index alone through the bound driver, under reprobe_lock.
+ * A queue reset that failed leaves a queue the device may still hold:
+ * the whole device is reset then, and so it is, if @fallback, where the
+ * device cannot reset one queue.
+ */
+static int revirt_reset_vq_or_device(struct revirt_device *vdev,
+				     unsigned int index, unsigned int num,
+				     bool fallback)
+{
+	struct revirt_driver *drv;
+	int err;
+
+	device_lock(&vdev->dev);
+	drv = vdev->dev.driver ? drv_to_revirt(vdev->dev.driver) : NULL;
+	if (!drv) {
+		device_unlock(&vdev->dev);
+		return -ENODEV;
+	}
+	if (!drv->reset_vq || !revirt_has_feature(vdev, VIRTIO_F_RING_RESET)) {
+		dev_info(&vdev->dev, "queue %u: no per-queue reset (VIRTIO_F_RING_RESET not negotiated)%s\n",
+			 index, fallback ? ": resetting the device" : "");
+		err = -EOPNOTSUPP;
+	} else {
+		err = drv->reset_vq(vdev, index, num);
+		if (!revirt_vq_runs_on(err) && err != -EOPNOTSUPP) {
+			dev_warn(&vdev->dev, "queue %u: reset of the queue alone failed (%d): resetting the device\n",
+				 index, err);
+			fallback = true;
+		}
+	}
+	device_unlock(&vdev->dev);
+	if (!revirt_vq_runs_on(err) && fallback)
+		revirt_driver_reset(vdev);
+	return err;
+}
+
+/* The queues whose driver asked for a reset of that queue alone. */
+static void revirt_recover_vqs(struct revirt_device *vdev)
+{
+	unsigned int index;
+	u64 pending;
+
+	spin_lock_irq(&vdev->config_lock);
+	pending = vdev->vq_reset_pending;
+	vdev->vq_reset_pending = 0;
+	spin_unlock_irq(&vdev->config_lock);
+
+	while (pending) {
+		index = __ffs64(pending);
+		pending &= pending - 1;
+		/* After a failure the device was reset: nothing is left. */
+		if (revirt_reset_vq_or_device(vdev, index, 0, true))
+			break;
+	}
+}
+
 static void revirt_recover_work(struct work_struct *work)
 {
 	struct revirt_device *vdev =
@@ -323,12 +491,37 @@ static void revirt_recover_work(struct work_struct *work)
 	} else if (READ_ONCE(vdev->reset_requested) && READ_ONCE(vdev->dev.driver)) {
 		dev_warn(&vdev->dev, "driver asked for a reset: resetting the device and setting it up again\n");
 		err = revirt_driver_reset(vdev);
+	} else {
+		revirt_recover_vqs(vdev);
+		mutex_unlock(&vdev->reprobe_lock);
+		return;
 	}
 	/* Requests that came in while the reset ran are answered by it. */
 	revirt_take_reset_request(vdev);
 	mutex_unlock(&vdev->reprobe_lock);
 	if (err)
 		dev_err(&vdev->dev, "recovery failed (%d)\n", err);
+}
+
+/**
+ * revirt_reset_one_vq - reset one queue alone, for the sysfs attributes
+ * @vdev: the device
+ * @index: the queue
+ * @num: its new size, or 0 to keep it
+ *
+ * Return: 0, -EOPNOTSUPP without a per-queue reset, -EINVAL for a queue
+ * or a size the device refused (the queue runs on), or the error of a
+ * queue reset that failed (the device was then reset as a whole).
+ */
+int revirt_reset_one_vq(struct revirt_device *vdev, unsigned int index,
+			unsigned int num)
+{
+	int err;
+
+	mutex_lock(&vdev->reprobe_lock);
+	err = revirt_reset_vq_or_device(vdev, index, num, false);
+	mutex_unlock(&vdev->reprobe_lock);
+	return err;
 }
 
 /**
@@ -352,6 +545,33 @@ void revirt_schedule_reset(struct revirt_device *vdev)
 	spin_unlock_irqrestore(&vdev->config_lock, flags);
 }
 EXPORT_SYMBOL_GPL(revirt_schedule_reset);
+
+/**
+ * revirt_schedule_vq_reset - ask the core to reset one queue alone
+ * @vdev: the device, with a driver bound
+ * @index: the queue the device broke, or on which a request timed out
+ *
+ * The core calls the driver's reset_vq operation from a work item, under
+ * the locks of the reset attribute, and resets the whole device instead
+ * where the device cannot reset one queue or the queue reset fails.  May
+ * be called in atomic context.
+ */
+void revirt_schedule_vq_reset(struct revirt_device *vdev, unsigned int index)
+{
+	unsigned long flags;
+
+	if (index >= 64) {
+		revirt_schedule_reset(vdev);
+		return;
+	}
+	spin_lock_irqsave(&vdev->config_lock, flags);
+	if (!vdev->unregistering && !(vdev->vq_reset_pending & BIT_ULL(index))) {
+		vdev->vq_reset_pending |= BIT_ULL(index);
+		schedule_work(&vdev->recover_work);
+	}
+	spin_unlock_irqrestore(&vdev->config_lock, flags);
+}
+EXPORT_SYMBOL_GPL(revirt_schedule_vq_reset);
 
 /**
  * revirt_config_changed - the transport saw a config-change interrupt
@@ -424,6 +644,8 @@ static int revirt_negotiate(struct revirt_device *vdev,
 	vdev->features = offered & vdev->features_mask &
 			 (revirt_driver_features(drv) |
 			  revirt_transport_features);
+	if (!vdev->config->reset_vq || !drv->reset_vq)
+		vdev->features &= ~BIT_ULL(VIRTIO_F_RING_RESET);
 	err = vdev->config->finalize_features(vdev);
 	if (err)
 		return err;

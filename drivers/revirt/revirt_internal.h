@@ -8,5 +8,7 @@
 extern const struct attribute_group *revirt_dev_groups[];
 
 int revirt_reprobe(struct revirt_device *vdev);
+int revirt_reset_one_vq(struct revirt_device *vdev, unsigned int index,
+			unsigned int num);
 
 #endif /* _REVIRT_INTERNAL_H */

@@ -7,6 +7,7 @@
 #include <linux/device.h>
 #include <linux/kernel.h>
 #include <linux/revirt.h>
+#include <linux/revirt_ring.h>
 #include <linux/sysfs.h>
 
 #include "revirt_internal.h"
@@ -109,6 +110,66 @@ static ssize_t resets_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(resets);
 
+static ssize_t queue_resets_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
+{
+	struct revirt_device *vdev = dev_to_revirt(dev);
+
+	return sysfs_emit(buf, "%u\n",
+			  (unsigned int)atomic_read(&vdev->queue_resets));
+}
+static DEVICE_ATTR_RO(queue_resets);
+
+/* "INDEX" or "INDEX SIZE"; a reset of that queue alone. */
+static ssize_t revirt_queue_store(struct device *dev, const char *buf,
+				  size_t count, bool resize)
+{
+	unsigned int index, num = 0;
+	char end;
+	int n, err;
+
+	n = sscanf(buf, "%u %u %c", &index, &num, &end);
+	if (n < 1 || (resize && n != 2) || (!resize && n != 1) ||
+	    (resize && !num))
+		return -EINVAL;
+	err = revirt_reset_one_vq(dev_to_revirt(dev), index, num);
+	return err ? err : count;
+}
+
+static ssize_t reset_queue_store(struct device *dev,
+				 struct device_attribute *attr,
+				 const char *buf, size_t count)
+{
+	return revirt_queue_store(dev, buf, count, false);
+}
+static DEVICE_ATTR_WO(reset_queue);
+
+static ssize_t resize_queue_store(struct device *dev,
+				  struct device_attribute *attr,
+				  const char *buf, size_t count)
+{
+	return revirt_queue_store(dev, buf, count, true);
+}
+static DEVICE_ATTR_WO(resize_queue);
+
+static ssize_t queue_sizes_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	struct revirt_device *vdev = dev_to_revirt(dev);
+	struct revirt_virtqueue *vq;
+	ssize_t len = 0;
+
+	/* The queues change only under the device lock (a reset). */
+	device_lock(dev);
+	list_for_each_entry(vq, &vdev->vqs, list)
+		len += sysfs_emit_at(buf, len, "%s%u", len ? " " : "",
+				     revirt_vq_get_vring_size(vq));
+	device_unlock(dev);
+	len += sysfs_emit_at(buf, len, "\n");
+	return len;
+}
+static DEVICE_ATTR_RO(queue_sizes);
+
 static struct attribute *revirt_dev_attrs[] = {
 	&dev_attr_vendor.attr,
 	&dev_attr_device.attr,
@@ -118,6 +179,10 @@ static struct attribute *revirt_dev_attrs[] = {
 	&dev_attr_features_mask.attr,
 	&dev_attr_reset.attr,
 	&dev_attr_resets.attr,
+	&dev_attr_queue_resets.attr,
+	&dev_attr_reset_queue.attr,
+	&dev_attr_resize_queue.attr,
+	&dev_attr_queue_sizes.attr,
 	NULL,
 };
 

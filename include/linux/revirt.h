@@ -64,6 +64,14 @@ struct revirt_vq_info {
  * @finalize_features: write vdev->features to the device
  * @find_vqs: set up @nvqs virtqueues and their interrupts
  * @del_vqs: tear down all virtqueues of the device (after a reset)
+ * @reset_vq: optional, for VIRTIO_F_RING_RESET: reset one queue and wait,
+ *	bounded, until the device completed it; after it returns 0 the device
+ *	uses the queue no more and its callback does not run.  Returns
+ *	-ETIMEDOUT (or another error) if the device did not complete.
+ * @enable_vq: optional, with @reset_vq: give a queue reset alone back to
+ *	the device, at the ring's size now, and enable it
+ * @max_vq_size: optional, with @reset_vq: the most entries the device
+ *	allows in a queue it reset alone
  */
 struct revirt_config_ops {
 	void (*get)(struct revirt_device *vdev, unsigned int offset,
@@ -80,6 +88,9 @@ struct revirt_config_ops {
 			struct revirt_virtqueue *vqs[],
 			const struct revirt_vq_info info[]);
 	void (*del_vqs)(struct revirt_device *vdev);
+	int (*reset_vq)(struct revirt_virtqueue *vq);
+	int (*enable_vq)(struct revirt_virtqueue *vq);
+	unsigned int (*max_vq_size)(struct revirt_virtqueue *vq);
 };
 
 /**
@@ -92,6 +103,8 @@ struct revirt_config_ops {
  * @features: negotiated feature bits
  * @features_mask: bits the driver may accept (sysfs features_mask)
  * @resets: resets since registration (sysfs resets)
+ * @queue_resets: resets of one queue since registration (sysfs
+ *	queue_resets)
  * @broken: the device failed to reset; no driver is bound any more
  * @config_lock: protects @config_enabled and @config_change_pending
  * @config_enabled: config-change callbacks may reach the driver
@@ -102,6 +115,8 @@ struct revirt_config_ops {
  *	whose driver asked for a reset (revirt_schedule_reset())
  * @reset_requested: under @config_lock: the driver asked for a reset that
  *	has not run yet; more requests until it ran are merged into it
+ * @vq_reset_pending: under @config_lock: queues (bit = index) whose driver
+ *	asked for a reset of that queue alone (revirt_schedule_vq_reset())
  * @unregistering: set under @config_lock; no recovery is scheduled after it
  * @priv: driver private data
  */
@@ -114,6 +129,7 @@ struct revirt_device {
 	u64 features;
 	u64 features_mask;
 	atomic_t resets;
+	atomic_t queue_resets;
 	bool broken;
 	spinlock_t config_lock;		/* config_enabled, _pending */
 	bool config_enabled;
@@ -122,6 +138,7 @@ struct revirt_device {
 	struct mutex reprobe_lock;	/* one reprobe at a time */
 	struct work_struct recover_work;
 	bool reset_requested;
+	u64 vq_reset_pending;
 	bool unregistering;
 	void *priv;
 };
@@ -152,6 +169,14 @@ static inline struct revirt_device *dev_to_revirt(struct device *dev)
  *	error the driver stays bound with no queues and fails its I/O; the
  *	next reset tries again.  Without it the core removes and probes the
  *	driver again.
+ * @reset_vq: optional; reset queue @index alone and set it up again with
+ *	@num entries (0: as many as before), while the other queues run: for
+ *	the reset_queue and resize_queue attributes and for
+ *	revirt_schedule_vq_reset().  The driver stops using the queue,
+ *	calls revirt_vq_reset(), takes back the queue's buffers and calls
+ *	revirt_vq_enable().  Returns -EOPNOTSUPP if the device cannot reset
+ *	one queue, -EINVAL for a size the device refused (the queue runs on
+ *	at its old size); after another error the core resets the device.
  */
 struct revirt_driver {
 	struct device_driver driver;
@@ -162,6 +187,8 @@ struct revirt_driver {
 	void (*remove)(struct revirt_device *vdev);
 	void (*config_changed)(struct revirt_device *vdev);
 	int (*reinit)(struct revirt_device *vdev);
+	int (*reset_vq)(struct revirt_device *vdev, unsigned int index,
+			unsigned int num);
 };
 
 static inline struct revirt_driver *drv_to_revirt(struct device_driver *drv)
@@ -183,6 +210,10 @@ void revirt_unregister_device(struct revirt_device *vdev);
 int revirt_reset_device(struct revirt_device *vdev);
 int revirt_renegotiate(struct revirt_device *vdev);
 void revirt_schedule_reset(struct revirt_device *vdev);
+void revirt_schedule_vq_reset(struct revirt_device *vdev, unsigned int index);
+bool revirt_vq_can_reset(const struct revirt_virtqueue *vq);
+int revirt_vq_reset(struct revirt_virtqueue *vq);
+int revirt_vq_enable(struct revirt_virtqueue *vq, unsigned int num);
 void revirt_device_ready(struct revirt_device *vdev);
 void revirt_config_changed(struct revirt_device *vdev);
 void revirt_add_status(struct revirt_device *vdev, u8 status);
