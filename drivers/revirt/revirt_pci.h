@@ -27,12 +27,14 @@ enum revirt_pci_irq_mode {
  * @vq: the virtqueue
  * @notify_addr: where a kick is written
  * @vector: MSI-X vector of the queue, or VIRTIO_MSI_NO_VECTOR
+ * @max_num: the size the device offered for the queue, after a reset
  * @irq_name: name of the per-queue interrupt
  */
 struct revirt_pci_vq {
 	struct revirt_virtqueue *vq;
 	void __iomem *notify_addr;
 	u16 vector;
+	u16 max_num;
 	char irq_name[48];
 };
 
@@ -67,6 +69,7 @@ struct revirt_pci_layout {
  * @layout: legacy or modern register access
  * @ioaddr: legacy: BAR 0
  * @common: modern: common configuration structure
+ * @common_len: modern: its length (virtio 1.2 added queue_reset to it)
  * @isr: modern: ISR status byte
  * @device_cfg: modern: device-specific configuration, or NULL
  * @device_cfg_len: modern: its length
@@ -88,6 +91,7 @@ struct revirt_pci_device {
 	void __iomem *ioaddr;
 
 	struct virtio_pci_common_cfg __iomem *common;
+	size_t common_len;
 	u8 __iomem *isr;
 	void __iomem *device_cfg;
 	size_t device_cfg_len;
@@ -114,6 +118,9 @@ int revirt_pci_find_vqs(struct revirt_device *vdev, unsigned int nvqs,
 			const struct revirt_vq_info info[]);
 void revirt_pci_del_vqs(struct revirt_device *vdev);
 void revirt_pci_synchronize_irqs(struct revirt_pci_device *rvp);
+void revirt_pci_synchronize_vq_irq(struct revirt_pci_device *rvp,
+				   struct revirt_pci_vq *pvq);
+unsigned int revirt_pci_max_vq_size(struct revirt_virtqueue *vq);
 bool revirt_pci_notify(struct revirt_virtqueue *vq);
 
 /* Layout probes: set up @rvp or return -ENODEV if the layout is absent. */

@@ -54,6 +54,34 @@ void revirt_pci_synchronize_irqs(struct revirt_pci_device *rvp)
 		synchronize_irq(pci_irq_vector(rvp->pdev, i));
 }
 
+/**
+ * revirt_pci_synchronize_vq_irq - wait for the handler of one queue
+ * @rvp: the device
+ * @pvq: the queue, after its reset alone
+ *
+ * Where the queue shares its interrupt, every handler is waited for.
+ */
+void revirt_pci_synchronize_vq_irq(struct revirt_pci_device *rvp,
+				   struct revirt_pci_vq *pvq)
+{
+	if (rvp->irq_mode == REVIRT_PCI_MSIX_PER_VQ &&
+	    pvq->vector != VIRTIO_MSI_NO_VECTOR)
+		synchronize_irq(pci_irq_vector(rvp->pdev, pvq->vector));
+	else
+		revirt_pci_synchronize_irqs(rvp);
+}
+
+/**
+ * revirt_pci_max_vq_size - the most entries a queue may have
+ * @vq: the virtqueue
+ *
+ * Return: the size the device offered for it at setup (a power of two).
+ */
+unsigned int revirt_pci_max_vq_size(struct revirt_virtqueue *vq)
+{
+	return ((struct revirt_pci_vq *)vq->priv)->max_num;
+}
+
 static irqreturn_t revirt_pci_config_irq(int irq, void *data)
 {
 	struct revirt_pci_device *rvp = data;
@@ -211,6 +239,7 @@ static int revirt_pci_setup_vq(struct revirt_pci_device *rvp,
 	vq->priv = pvq;
 	pvq->vq = vq;
 	pvq->vector = vector;
+	pvq->max_num = num;
 
 	/*
 	 * The queue's own interrupt before the queue goes live: releasing a

@@ -12,8 +12,14 @@
  *   ISR     one byte, read to acknowledge INTx
  *   DEVICE  device-specific configuration
  *
+ * virtio 1.2 appends to COMMON, per selected queue: queue_notify_data
+ * (offset 56) and queue_reset (58).
+ *
  * Reset: write 0 to device_status, then poll until it reads 0 (the device
  * may take time to finish), bounded; then wait for interrupt handlers.
+ * A queue reset alone (VIRTIO_F_RING_RESET) is the same handshake on
+ * queue_reset, with the same bound; the queue is then programmed again
+ * and enabled as at setup.
  */
 
 #include <linux/delay.h>
@@ -31,6 +37,23 @@ MODULE_PARM_DESC(reset_timeout_ms,
 /* A queue size the device offers beyond this is reduced to save memory. */
 #define REVIRT_PCI_MAX_QUEUE_SIZE	1024
 
+/* The virtio 1.2 fields after struct virtio_pci_common_cfg. */
+#define RVP_COMMON_QUEUE_RESET		58
+#define RVP_COMMON_LEN_QUEUE_RESET	60
+
+/* Poll @reg until it reads 0, bounded by reset_timeout_ms. */
+static int rvp_modern_wait_zero(void __iomem *reg, bool wide)
+{
+	unsigned long deadline = jiffies + msecs_to_jiffies(reset_timeout_ms);
+
+	while (wide ? ioread16(reg) : ioread8(reg)) {
+		if (time_after(jiffies, deadline))
+			return -ETIMEDOUT;
+		usleep_range(500, 1000);
+	}
+	return 0;
+}
+
 static u8 rvp_modern_get_status(struct revirt_device *vdev)
 {
 	return ioread8(&to_rvp(vdev)->common->device_status);
@@ -46,17 +69,19 @@ static void rvp_modern_set_status(struct revirt_device *vdev, u8 status)
 static int rvp_modern_reset(struct revirt_device *vdev)
 {
 	struct revirt_pci_device *rvp = to_rvp(vdev);
-	unsigned long deadline;
+	int err;
 
 	iowrite8(0, &rvp->common->device_status);
-	deadline = jiffies + msecs_to_jiffies(reset_timeout_ms);
-	while (ioread8(&rvp->common->device_status)) {
-		if (time_after(jiffies, deadline))
-			return -ETIMEDOUT;
-		usleep_range(500, 1000);
-	}
+	err = rvp_modern_wait_zero(&rvp->common->device_status, false);
+	if (err)
+		return err;
 	revirt_pci_synchronize_irqs(rvp);
 	return 0;
+}
+
+static bool rvp_modern_has_queue_reset(struct revirt_pci_device *rvp)
+{
+	return rvp->common_len >= RVP_COMMON_LEN_QUEUE_RESET;
 }
 
 static u64 rvp_modern_get_features(struct revirt_device *vdev)
@@ -68,6 +93,9 @@ static u64 rvp_modern_get_features(struct revirt_device *vdev)
 	features = ioread32(&common->device_feature);
 	iowrite32(1, &common->device_feature_select);
 	features |= (u64)ioread32(&common->device_feature) << 32;
+	/* Offered with a common config too short to hold queue_reset. */
+	if (!rvp_modern_has_queue_reset(to_rvp(vdev)))
+		features &= ~BIT_ULL(VIRTIO_F_RING_RESET);
 	return features;
 }
 
@@ -230,6 +258,28 @@ static void rvp_modern_deactivate_vq(struct revirt_pci_device *rvp,
 	iowrite16(VIRTIO_MSI_NO_VECTOR, &rvp->common->queue_msix_vector);
 }
 
+static int rvp_modern_reset_vq(struct revirt_virtqueue *vq)
+{
+	struct revirt_pci_device *rvp = to_rvp(vq->vdev);
+	void __iomem *reset = (void __iomem *)rvp->common +
+			      RVP_COMMON_QUEUE_RESET;
+	int err;
+
+	iowrite16(vq->index, &rvp->common->queue_select);
+	iowrite16(1, reset);
+	err = rvp_modern_wait_zero(reset, true);
+	if (err)
+		return err;
+	revirt_pci_synchronize_vq_irq(rvp, vq->priv);
+	return 0;
+}
+
+/* The device forgot the queue's size, addresses and vector: all again. */
+static int rvp_modern_enable_vq(struct revirt_virtqueue *vq)
+{
+	return rvp_modern_activate_vq(to_rvp(vq->vdev), vq->priv);
+}
+
 static u16 rvp_modern_set_config_vector(struct revirt_pci_device *rvp,
 					u16 vector)
 {
@@ -253,6 +303,9 @@ static const struct revirt_config_ops rvp_modern_config_ops = {
 	.finalize_features = rvp_modern_finalize_features,
 	.find_vqs = revirt_pci_find_vqs,
 	.del_vqs = revirt_pci_del_vqs,
+	.reset_vq = rvp_modern_reset_vq,
+	.enable_vq = rvp_modern_enable_vq,
+	.max_vq_size = revirt_pci_max_vq_size,
 };
 
 static const struct revirt_pci_layout rvp_modern_layout = {
@@ -335,6 +388,7 @@ static int rvp_modern_map(struct revirt_pci_device *rvp, struct rvp_cap *common,
 
 	rvp->common = rvp_map_cap(rvp, common,
 				  sizeof(struct virtio_pci_common_cfg));
+	rvp->common_len = common->length;
 	rvp->isr = rvp_map_cap(rvp, isr, 1);
 	rvp->notify_base = rvp_map_cap(rvp, notify, sizeof(u16));
 	rvp->notify_len = notify->length;
