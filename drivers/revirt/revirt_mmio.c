@@ -16,10 +16,13 @@
  *   0x070 Status
  *   0x080/0x084 QueueDesc       0x090/0x094 QueueDriver (avail)
  *   0x0a0/0x0a4 QueueDevice (used)                          (v2, 64 bit)
+ *   0x0c0 QueueReset (v2, virtio 1.2, with VIRTIO_F_RING_RESET)
  *   0x0fc ConfigGeneration (v2) 0x100 device-specific config
  *
  * Reset: write 0 to Status; a version-2 device may take time, so Status
- * is polled until it reads 0, bounded.  Interrupts are acknowledged by
+ * is polled until it reads 0, bounded.  A queue reset alone writes 1 to
+ * QueueReset of the selected queue and polls it back to 0 with the same
+ * bound; the queue is then programmed again and made ready.  Interrupts are acknowledged by
  * writing the bits read from InterruptStatus to InterruptACK.
  *
  * Devices are found through ACPI (LNRO0005, as QEMU's microvm describes
@@ -46,6 +49,8 @@
 #define REVIRT_MMIO_MAGIC	0x74726976	/* "virt" */
 #define REVIRT_MMIO_MAX_QUEUE	1024
 #define REVIRT_MMIO_MAX_PARAM_DEVICES	8
+/* Not in the uapi header of every kernel revirt builds against. */
+#define RVM_QUEUE_RESET		0x0c0
 
 static unsigned int reset_timeout_ms = 1000;
 module_param(reset_timeout_ms, uint, 0644);
@@ -79,19 +84,29 @@ static void rvm_set_status(struct revirt_device *vdev, u8 status)
 	writel(status, to_rvm(vdev)->base + VIRTIO_MMIO_STATUS);
 }
 
+/* Poll @offset until it reads 0, bounded by reset_timeout_ms. */
+static int rvm_wait_zero(struct revirt_mmio_device *rvm, unsigned int offset)
+{
+	unsigned long deadline = jiffies + msecs_to_jiffies(reset_timeout_ms);
+
+	while (readl(rvm->base + offset)) {
+		if (time_after(jiffies, deadline))
+			return -ETIMEDOUT;
+		usleep_range(500, 1000);
+	}
+	return 0;
+}
+
 static int rvm_reset(struct revirt_device *vdev)
 {
 	struct revirt_mmio_device *rvm = to_rvm(vdev);
-	unsigned long deadline;
+	int err;
 
 	writel(0, rvm->base + VIRTIO_MMIO_STATUS);
 	if (rvm->version >= 2) {
-		deadline = jiffies + msecs_to_jiffies(reset_timeout_ms);
-		while (readl(rvm->base + VIRTIO_MMIO_STATUS)) {
-			if (time_after(jiffies, deadline))
-				return -ETIMEDOUT;
-			usleep_range(500, 1000);
-		}
+		err = rvm_wait_zero(rvm, VIRTIO_MMIO_STATUS);
+		if (err)
+			return err;
 	}
 	if (rvm->irq_requested)
 		synchronize_irq(rvm->irq);
@@ -108,6 +123,9 @@ static u64 rvm_get_features(struct revirt_device *vdev)
 	features <<= 32;
 	writel(0, rvm->base + VIRTIO_MMIO_DEVICE_FEATURES_SEL);
 	features |= readl(rvm->base + VIRTIO_MMIO_DEVICE_FEATURES);
+	/* Version 1 has no QueueReset register. */
+	if (rvm->version < 2)
+		features &= ~BIT_ULL(VIRTIO_F_RING_RESET);
 	return features;
 }
 
@@ -274,6 +292,41 @@ static void rvm_deactivate_vq(struct revirt_mmio_device *rvm,
 		writel(0, rvm->base + VIRTIO_MMIO_QUEUE_READY);
 }
 
+static int rvm_reset_vq(struct revirt_virtqueue *vq)
+{
+	struct revirt_mmio_device *rvm = to_rvm(vq->vdev);
+	int err;
+
+	writel(vq->index, rvm->base + VIRTIO_MMIO_QUEUE_SEL);
+	writel(1, rvm->base + RVM_QUEUE_RESET);
+	err = rvm_wait_zero(rvm, RVM_QUEUE_RESET);
+	if (err)
+		return err;
+	/* One interrupt serves every queue. */
+	if (rvm->irq_requested)
+		synchronize_irq(rvm->irq);
+	return 0;
+}
+
+static int rvm_enable_vq(struct revirt_virtqueue *vq)
+{
+	struct revirt_mmio_device *rvm = to_rvm(vq->vdev);
+
+	writel(vq->index, rvm->base + VIRTIO_MMIO_QUEUE_SEL);
+	return rvm_activate_vq(rvm, vq);
+}
+
+static unsigned int rvm_max_vq_size(struct revirt_virtqueue *vq)
+{
+	struct revirt_mmio_device *rvm = to_rvm(vq->vdev);
+	u32 num;
+
+	writel(vq->index, rvm->base + VIRTIO_MMIO_QUEUE_SEL);
+	num = readl(rvm->base + VIRTIO_MMIO_QUEUE_NUM_MAX);
+	return num ? rounddown_pow_of_two(min_t(u32, num,
+						REVIRT_MMIO_MAX_QUEUE)) : 0;
+}
+
 static struct revirt_virtqueue *
 rvm_setup_vq(struct revirt_mmio_device *rvm, unsigned int index,
 	     const struct revirt_vq_info *info)
@@ -366,6 +419,9 @@ static const struct revirt_config_ops rvm_config_ops = {
 	.finalize_features = rvm_finalize_features,
 	.find_vqs = rvm_find_vqs,
 	.del_vqs = rvm_del_vqs,
+	.reset_vq = rvm_reset_vq,
+	.enable_vq = rvm_enable_vq,
+	.max_vq_size = rvm_max_vq_size,
 };
 
 static void rvm_release(struct device *dev)
