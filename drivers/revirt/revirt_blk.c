@@ -22,6 +22,14 @@
  * come back makes the disk dead: every request fails at once with an I/O
  * error until a later reset succeeds.
  *
+ * One queue the device broke (a used entry that lies) or on which a
+ * request timed out is reset alone where the device can (VIRTIO_F_RING_RESET):
+ * rvblk_reset_vq() keeps new requests off that queue, lets the device
+ * finish what it has (a healthy queue, bounded), resets the queue, requeues
+ * what the device did not complete and enables the queue again, maybe
+ * with another size; the other queues never stop.  Where that cannot be
+ * done the core resets the whole device instead.
+ *
  * Remove, for a healthy device: stop config changes (the core does that),
  * del_gendisk() (dirty data is written and every request finishes), then
  * the stop path above, delete the queues, free.  For a device that raised
@@ -31,6 +39,7 @@
 
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
+#include <linux/delay.h>
 #include <linux/hdreg.h>
 #include <linux/idr.h>
 #include <linux/module.h>
@@ -50,6 +59,8 @@
 #define RVBLK_MINORS		BIT(RVBLK_PART_BITS)
 #define RVBLK_INLINE_SG		2
 #define RVBLK_MAX_DISCARD_SEGS	256
+/* How long a queue reset alone waits for the device to finish a queue. */
+#define RVBLK_DRAIN_MS		2000
 /* A status the device never writes: an unwritten status reads as error. */
 #define RVBLK_S_UNSET		0xff
 
@@ -73,13 +84,16 @@ static DEFINE_IDA(rvblk_index_ida);
  * struct rvblk_vq - one virtqueue and its hardware queue
  * @vq: the virtqueue
  * @lock: serialises the ring operations (submission and completion)
- * @stopped: a hardware queue was stopped because the ring was full
+ * @stopped: a hardware queue was stopped because the ring was full, or
+ *	while the queue is reset alone
+ * @resetting: the queue is reset alone; no request goes on its ring
  * @name: queue name, "req.N"
  */
 struct rvblk_vq {
 	struct revirt_virtqueue *vq;
-	spinlock_t lock;		/* the ring and @stopped */
+	spinlock_t lock;		/* the ring, @stopped, @resetting */
 	bool stopped;
+	bool resetting;
 	char name[16];
 } ____cacheline_aligned_in_smp;
 
@@ -373,6 +387,14 @@ static blk_status_t rvblk_queue_rq(struct blk_mq_hw_ctx *hctx,
 	blk_mq_start_request(req);
 
 	spin_lock_irqsave(&bq->lock, flags);
+	if (unlikely(bq->resetting)) {
+		/* rvblk_reset_vq() starts the hardware queue again. */
+		blk_mq_stop_hw_queue(hctx);
+		bq->stopped = true;
+		spin_unlock_irqrestore(&bq->lock, flags);
+		rvblk_cleanup(req);
+		return BLK_STS_DEV_RESOURCE;
+	}
 	rvblk_maybe_malform(vblk, bq->vq);
 	err = rvblk_add_req(bq->vq, req, br);
 	if (unlikely(err)) {
@@ -402,7 +424,7 @@ static void rvblk_commit_rqs(struct blk_mq_hw_ctx *hctx)
 		return;
 	bq = rvblk_hctx_vq(vblk, hctx);
 	spin_lock_irqsave(&bq->lock, flags);
-	notify = revirt_vq_kick_prepare(bq->vq);
+	notify = !bq->resetting && revirt_vq_kick_prepare(bq->vq);
 	spin_unlock_irqrestore(&bq->lock, flags);
 	if (notify)
 		revirt_vq_notify(bq->vq);
@@ -477,21 +499,28 @@ static void rvblk_done(struct revirt_virtqueue *vq)
 	struct rvblk_vq *bq = &vblk->vqs[vq->index];
 	struct rvblk_req *list = NULL;
 	unsigned long flags;
-	bool restart;
+	bool restart, broken;
 
 	spin_lock_irqsave(&bq->lock, flags);
 	do {
 		revirt_vq_disable_cb(vq);
 		list = rvblk_reap(bq, list);
 	} while (!revirt_vq_enable_cb(vq) && !revirt_vq_is_broken(vq));
-	restart = list && bq->stopped;
+	restart = list && bq->stopped && !bq->resetting;
 	if (restart)
 		bq->stopped = false;
+	broken = revirt_vq_is_broken(vq) && !bq->resetting;
 	spin_unlock_irqrestore(&bq->lock, flags);
 
 	rvblk_end_list(list, BLK_STS_OK);
 	if (restart)
 		blk_mq_start_stopped_hw_queues(vblk->disk->queue, true);
+	/* What is left on the ring comes back only through a reset. */
+	if (broken) {
+		dev_warn_ratelimited(&vblk->vdev->dev, "queue %s broken by the device: resetting it\n",
+				     bq->name);
+		revirt_schedule_vq_reset(vblk->vdev, vq->index);
+	}
 }
 
 /* ---- the stop path ----------------------------------------------------- */
@@ -509,6 +538,26 @@ static void rvblk_requeue_list(struct rvblk_req *br)
 }
 
 /*
+ * Take every request off the ring of a reset queue: the device used @used
+ * (they end with its status), the others it never will (returned).
+ */
+static struct rvblk_req *rvblk_vq_take_all(struct rvblk_vq *bq,
+					   struct rvblk_req **used)
+{
+	struct rvblk_req *left = NULL, *br;
+	unsigned long flags;
+
+	spin_lock_irqsave(&bq->lock, flags);
+	*used = rvblk_reap(bq, NULL);
+	while ((br = revirt_vq_detach_unused_buf(bq->vq))) {
+		br->next = left;
+		left = br;
+	}
+	spin_unlock_irqrestore(&bq->lock, flags);
+	return left;
+}
+
+/*
  * After the reset: requests the device completed end with their status,
  * the others with @unused, or are requeued if @unused is BLK_STS_OK; new
  * requests fail at once (a broken ring).
@@ -519,15 +568,11 @@ static void rvblk_reclaim(struct rvblk *vblk, blk_status_t unused)
 
 	for (i = 0; i < vblk->nvqs; i++) {
 		struct rvblk_vq *bq = &vblk->vqs[i];
-		struct rvblk_req *used, *left = NULL, *br;
+		struct rvblk_req *used, *left;
 		unsigned long flags;
 
+		left = rvblk_vq_take_all(bq, &used);
 		spin_lock_irqsave(&bq->lock, flags);
-		used = rvblk_reap(bq, NULL);
-		while ((br = revirt_vq_detach_unused_buf(bq->vq))) {
-			br->next = left;
-			left = br;
-		}
 		revirt_vq_mark_broken(bq->vq);
 		bq->stopped = false;
 		spin_unlock_irqrestore(&bq->lock, flags);
@@ -599,14 +644,19 @@ static enum blk_eh_timer_return rvblk_timeout(struct request *req)
 	}
 	/*
 	 * The device still owns the buffer; only a reset gives it back.  The
-	 * core runs it (rvblk_reinit()), which requeues the request, or
-	 * fails it if the device does not come back.  Timeouts of other
-	 * requests until then are merged into the same reset.
+	 * core runs it: of the request's queue alone (rvblk_reset_vq()) where
+	 * the device can, otherwise of the device (rvblk_reinit()); either
+	 * requeues the request, or fails it if the device does not come
+	 * back.  Timeouts of other requests until then are merged into it.
 	 */
 	dev_warn_ratelimited(disk_to_dev(vblk->disk),
 			     "request %d (op 0x%x) gets no answer from the device: resetting it\n",
 			     req->tag, req->cmd_flags & REQ_OP_MASK);
-	revirt_schedule_reset(vblk->vdev);
+	if (vblk->nvqs)
+		revirt_schedule_vq_reset(vblk->vdev,
+					 req->mq_hctx->queue_num % vblk->nvqs);
+	else
+		revirt_schedule_reset(vblk->vdev);
 	return BLK_EH_RESET_TIMER;
 }
 
@@ -1112,6 +1162,99 @@ static int rvblk_reinit(struct revirt_device *vdev)
 	return err;
 }
 
+/* ---- one queue reset alone ---------------------------------------------- */
+
+static void rvblk_vq_block(struct rvblk_vq *bq, bool block)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&bq->lock, flags);
+	bq->resetting = block;
+	/* The caller starts the stopped hardware queues after unblocking. */
+	if (!block)
+		bq->stopped = false;
+	spin_unlock_irqrestore(&bq->lock, flags);
+}
+
+static bool rvblk_vq_idle(struct rvblk_vq *bq)
+{
+	unsigned long flags;
+	bool idle;
+
+	spin_lock_irqsave(&bq->lock, flags);
+	idle = revirt_vq_is_broken(bq->vq) ||
+	       bq->vq->num_free == revirt_vq_get_vring_size(bq->vq);
+	spin_unlock_irqrestore(&bq->lock, flags);
+	return idle;
+}
+
+/*
+ * A device completes nothing of a queue after its reset; requests it is
+ * still working on would be done again.  Give it a bounded while first.
+ */
+static void rvblk_vq_drain(struct rvblk_vq *bq)
+{
+	unsigned long deadline = jiffies + msecs_to_jiffies(RVBLK_DRAIN_MS);
+
+	while (!rvblk_vq_idle(bq) && time_before(jiffies, deadline))
+		usleep_range(200, 500);
+}
+
+/* Without indirect descriptors the largest request must fit the ring. */
+static int rvblk_vq_size_ok(struct rvblk *vblk, unsigned int num)
+{
+	unsigned int need = queue_max_segments(vblk->disk->queue) + 2;
+
+	if (!num || num >= need ||
+	    revirt_has_feature(vblk->vdev, VIRTIO_RING_F_INDIRECT_DESC))
+		return 0;
+	dev_err(&vblk->vdev->dev, "%s: a queue of %u entries cannot take a request of %u descriptors without indirect descriptors\n",
+		vblk->disk->disk_name, num, need);
+	return -EINVAL;
+}
+
+/*
+ * The core's reset_vq operation, under the device lock.  On an error other
+ * than a refused size the queue stays blocked: the core resets the whole
+ * device next, which takes its requests back.
+ */
+static int rvblk_reset_vq(struct revirt_device *vdev, unsigned int index,
+			  unsigned int num)
+{
+	struct rvblk *vblk = vdev->priv;
+	struct request_queue *q = vblk->disk->queue;
+	struct rvblk_req *used, *left;
+	struct rvblk_vq *bq;
+	int err;
+
+	if (vblk->dead || !vblk->vqs)
+		return -ENODEV;
+	if (index >= vblk->nvqs)
+		return -EINVAL;
+	bq = &vblk->vqs[index];
+	if (!revirt_vq_can_reset(bq->vq))
+		return -EOPNOTSUPP;
+	err = rvblk_vq_size_ok(vblk, num);
+	if (err)
+		return err;
+
+	rvblk_vq_block(bq, true);
+	rvblk_vq_drain(bq);
+	err = revirt_vq_reset(bq->vq);
+	if (err)
+		return err;
+	left = rvblk_vq_take_all(bq, &used);
+	rvblk_end_list(used, BLK_STS_OK);
+	rvblk_requeue_list(left);
+	err = revirt_vq_enable(bq->vq, num);
+	if (err && err != -EINVAL && err != -ENOMEM)
+		return err;
+	rvblk_vq_block(bq, false);
+	blk_mq_start_stopped_hw_queues(q, true);
+	blk_mq_kick_requeue_list(q);
+	return err;
+}
+
 static void rvblk_remove(struct revirt_device *vdev)
 {
 	struct rvblk *vblk = vdev->priv;
@@ -1160,6 +1303,7 @@ static struct revirt_driver rvblk_driver = {
 	.probe = rvblk_probe,
 	.remove = rvblk_remove,
 	.reinit = rvblk_reinit,
+	.reset_vq = rvblk_reset_vq,
 	.config_changed = rvblk_config_changed,
 };
 
