@@ -922,6 +922,78 @@ static void use_and_get(struct tq *t, struct tbuf **b, unsigned int n)
 		tq_get_expect(t, b[i]);
 }
 
+/* The device forgot the queue (reset alone): it starts over from index 0. */
+static void tq_device_restart(struct tq *t)
+{
+	sim_dev_exit(&t->dev);
+	if (sim_dev_init(&t->dev, t->vq, &t->cfg)) {
+		fail_soft("device: %s", t->dev.error);
+		fail_hard();
+	}
+}
+
+/*
+ * A queue reset alone: buffers in flight are taken back, the ring starts
+ * over empty at the same size or another, a refused size keeps the old
+ * ring, and the queue works again each time (every buffer once, intact).
+ */
+static void t_queue_reset(void)
+{
+	static const unsigned int sizes[] = { 0, 64, 4, 1, 256 };
+	unsigned int mode, k, i;
+
+	expect_log(M_ALL, 0, 0);
+	for (mode = 0; mode < M_ALL; mode++) {
+		struct tq *t = tq_new(16, mode, true);
+		struct tbuf *b[8];
+
+		for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+			unsigned int num = sizes[k] ? sizes[k] : t->cfg.num;
+			unsigned int n = t->cfg.num < 8 ? t->cfg.num : 8;
+
+			/* One descriptor each, so that a ring of 1 takes one. */
+			for (i = 0; i < n; i++)
+				CHECK_EQ(tq_add(t, b[i] = tbuf_new(1, 0, 4)), 0);
+			CHECK(revirt_vq_kick(t->vq));
+			/* Used before the reset: the driver takes it normally. */
+			CHECK_EQ(sim_dev_process(&t->dev, 1), 1);
+			tq_get_expect(t, b[0]);
+			CHECK_EQ(detach_all(t, b + 1, n - 1), n - 1);
+			CHECK_EQ(revirt_vring_reinit(t->vq, sizes[k]), 0);
+			t->cfg.num = num;
+			CHECK_EQ(revirt_vq_get_vring_size(t->vq), num);
+			CHECK_EQ(t->vq->num_free, num);
+			CHECK(!revirt_vq_is_broken(t->vq));
+			tq_device_restart(t);
+			/* Twice round the ring: the indexes started over. */
+			for (i = 0; i < 2 * num + 1; i++)
+				round_trip(t, tbuf_new(1, num > 1, 8));
+			CHECK_EQ(t->dev.used_pub, (u16)(2 * num + 1));
+		}
+		/* A size that is no power of two: refused, ring kept, emptied. */
+		add_n(t, b, 2);
+		CHECK(revirt_vq_kick(t->vq));
+		CHECK_EQ(detach_all(t, b, 2), 2);
+		CHECK_EQ(revirt_vring_reinit(t->vq, 100), -EINVAL);
+		CHECK_EQ(revirt_vq_get_vring_size(t->vq), t->cfg.num);
+		tq_device_restart(t);
+		round_trip(t, tbuf_new(2, 2, 16));
+		/* A device that broke the queue: the reset heals it. */
+		add_n(t, b, 1);
+		CHECK(revirt_vq_kick(t->vq));
+		sim_dev_push_raw(&t->dev, t->cfg.num + 3, 0);
+		sim_dev_publish(&t->dev);
+		CHECK(revirt_vq_get_buf(t->vq, &i) == NULL);
+		CHECK(revirt_vq_is_broken(t->vq));
+		CHECK_EQ(detach_all(t, b, 1), 1);
+		CHECK_EQ(revirt_vring_reinit(t->vq, 0), 0);
+		CHECK(!revirt_vq_is_broken(t->vq));
+		tq_device_restart(t);
+		round_trip(t, tbuf_new(1, 1, 8));
+		tq_del(t);
+	}
+}
+
 static void t_kick_flags(void)
 {
 	unsigned int mode;
@@ -2185,6 +2257,7 @@ int main(int argc, char **argv)
 		run(sizes[i], t_size, filter, list);
 	}
 	run("full ring and refill", t_full_ring, filter, list);
+	run("queue reset alone, resized", t_queue_reset, filter, list);
 	run("out-of-order completion", t_out_of_order, filter, list);
 	run("kick suppression, flags", t_kick_flags, filter, list);
 	run("kick suppression, event index", t_kick_event_idx, filter, list);
