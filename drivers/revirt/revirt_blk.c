@@ -87,6 +87,8 @@ static DEFINE_IDA(rvblk_index_ida);
  * @stopped: a hardware queue was stopped because the ring was full, or
  *	while the queue is reset alone
  * @resetting: the queue is reset alone; no request goes on its ring
+ * @timed_out: a request timed out and the queue was reset alone for it;
+ *	cleared when the device completes a request of the queue again
  * @name: queue name, "req.N"
  */
 struct rvblk_vq {
@@ -94,6 +96,7 @@ struct rvblk_vq {
 	spinlock_t lock;		/* the ring, @stopped, @resetting */
 	bool stopped;
 	bool resetting;
+	bool timed_out;
 	char name[16];
 } ____cacheline_aligned_in_smp;
 
@@ -509,6 +512,8 @@ static void rvblk_done(struct revirt_virtqueue *vq)
 	restart = list && bq->stopped && !bq->resetting;
 	if (restart)
 		bq->stopped = false;
+	if (list)
+		bq->timed_out = false;
 	broken = revirt_vq_is_broken(vq) && !bq->resetting;
 	spin_unlock_irqrestore(&bq->lock, flags);
 
@@ -626,6 +631,32 @@ static bool rvblk_device_failed(struct rvblk *vblk)
 	return false;
 }
 
+/*
+ * The request's queue alone first; if the device completed nothing of it
+ * since that queue reset, resetting the queue did not help: the device.
+ */
+static void rvblk_schedule_timeout_reset(struct rvblk *vblk,
+					 struct request *req)
+{
+	struct rvblk_vq *bq;
+	unsigned long flags;
+	bool again;
+
+	if (!vblk->nvqs) {
+		revirt_schedule_reset(vblk->vdev);
+		return;
+	}
+	bq = rvblk_hctx_vq(vblk, req->mq_hctx);
+	spin_lock_irqsave(&bq->lock, flags);
+	again = bq->timed_out;
+	bq->timed_out = true;
+	spin_unlock_irqrestore(&bq->lock, flags);
+	if (again)
+		revirt_schedule_reset(vblk->vdev);
+	else
+		revirt_schedule_vq_reset(vblk->vdev, bq - vblk->vqs);
+}
+
 static enum blk_eh_timer_return rvblk_timeout(struct request *req)
 {
 	struct rvblk *vblk = req->q->queuedata;
@@ -645,18 +676,15 @@ static enum blk_eh_timer_return rvblk_timeout(struct request *req)
 	/*
 	 * The device still owns the buffer; only a reset gives it back.  The
 	 * core runs it: of the request's queue alone (rvblk_reset_vq()) where
-	 * the device can, otherwise of the device (rvblk_reinit()); either
+	 * the device can and that has not failed already, otherwise of the
+	 * device (rvblk_reinit()); either
 	 * requeues the request, or fails it if the device does not come
 	 * back.  Timeouts of other requests until then are merged into it.
 	 */
 	dev_warn_ratelimited(disk_to_dev(vblk->disk),
 			     "request %d (op 0x%x) gets no answer from the device: resetting it\n",
 			     req->tag, req->cmd_flags & REQ_OP_MASK);
-	if (vblk->nvqs)
-		revirt_schedule_vq_reset(vblk->vdev,
-					 req->mq_hctx->queue_num % vblk->nvqs);
-	else
-		revirt_schedule_reset(vblk->vdev);
+	rvblk_schedule_timeout_reset(vblk, req);
 	return BLK_EH_RESET_TIMER;
 }
 
@@ -1239,7 +1267,9 @@ static int rvblk_reset_vq(struct revirt_device *vdev, unsigned int index,
 		return err;
 
 	rvblk_vq_block(bq, true);
-	rvblk_vq_drain(bq);
+	/* A queue whose request timed out gets no more time. */
+	if (!READ_ONCE(bq->timed_out))
+		rvblk_vq_drain(bq);
 	err = revirt_vq_reset(bq->vq);
 	if (err)
 		return err;
