@@ -10,37 +10,55 @@
  *
  * Devices (module parameters rng= and blk=): entropy (virtio id 4) and a
  * RAM-backed block device (id 2, blk_size_kb).  Both are version-1
- * devices with one split ring, without indirect descriptors or event
- * index.  Buffers are reached through the DMA API of a platform device
+ * devices with split rings, without indirect descriptors or event index.
+ * The entropy device has one queue; the block device has blk_queues
+ * (1 to SIM_MAX_QUEUES) and offers VIRTIO_BLK_F_MQ when it has more than
+ * one.  Buffers are reached through the DMA API of a platform device
  * "revirt-sim", which direct-maps them.
  *
  * The device side runs in a work item, as a real device runs beside the
- * CPU: a kick schedules it; it walks the avail ring, serves the requests,
- * writes the used ring and "interrupts" by calling the ring's interrupt
- * handler with interrupts off.  A malformed ring makes the device give up
- * as QEMU's devices do: DEVICE_NEEDS_RESET and a config interrupt.
+ * CPU: a kick schedules it; it walks the avail ring of every ready queue,
+ * serves the requests, writes the used rings and "interrupts" each queue
+ * it used buffers of by calling the ring's interrupt handler with
+ * interrupts off.  A malformed ring makes the device give up as QEMU's
+ * devices do: DEVICE_NEEDS_RESET and a config interrupt.
  *
  * Reset: writing status 0 stops the device at once (it touches no ring
  * after that), then it reports completion (status reads 0) at once, after
  * reset_delay_ms, or never (reset_hang).  The transport polls for it,
  * bounded by the reset_timeout_ms parameter.
  *
+ * Queue reset (VIRTIO_F_RING_RESET, offered unless ring_reset=0): the same
+ * handshake for one queue while the others run.  The queue stops at once;
+ * completion comes at once, after queue_reset_delay_ms, or never
+ * (queue_reset_hang), polled with the same bound.  The queue then stays
+ * off until the driver enables it again, at the size it chose (up to
+ * max_vq_size) and at the ring addresses it has then.
+ *
  * Fault knobs, per device, in /sys/kernel/debug/revirt_sim/revirtN/:
  *
  *   reset_delay_ms   a reset completes this many milliseconds late
  *   reset_hang       a reset never completes
  *   refuse_features  FEATURES_OK is never set
- *   hold             requests stay in flight, unanswered
+ *   hold             requests stay in flight, unanswered, on every queue
  *   used_bad_id      next N used entries: id out of range
  *   used_stale_id    next N used entries: the id of a descriptor that
  *                    heads no request in flight (as far as the device
  *                    knows: not the request answered, not one waiting)
  *   used_long_len    next N used entries: length beyond the buffer
  *   used_idx_jump    next N used index updates: move by ring size + 1
+ *   fault_queue      the used_* faults hit only this queue's used ring;
+ *                    0xffffffff (the default): any queue
  *   config_flips     next N config reads: the config changes under them
+ *   queue_reset_delay_ms  a queue reset completes this many ms late
+ *   queue_reset_hang      a queue reset never completes
  *   needs_reset      (write 1) raise DEVICE_NEEDS_RESET now
- *   in_flight        (read) buffers made available and not used yet
+ *   in_flight        (read) buffers made available and not used yet,
+ *                    summed over the ready queues
  *   requests         (read) requests served since the module loaded
+ *   queue_requests   (read) the same per queue, in index order, space
+ *                    separated: "120 98"
+ *   queue_resets     (read) queue resets the device completed
  *
  * The counted faults are one-shot: each one applied counts one down.
  */
@@ -55,6 +73,7 @@
 #include <linux/random.h>
 #include <linux/revirt.h>
 #include <linux/revirt_ring.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 #include <linux/workqueue.h>
@@ -64,8 +83,13 @@
 
 #define REVIRT_SIM_VENDOR	0x4d495352	/* "RSIM" */
 #define REVIRT_SIM_MAX_DEVICES	8
+#define SIM_MAX_QUEUES		8
 #define SIM_RNG_QUEUE_SIZE	64
+#define SIM_RNG_QUEUE_MAX	64
 #define SIM_BLK_QUEUE_SIZE	128
+#define SIM_BLK_QUEUE_MAX	256
+/* fault_queue: the used-ring faults hit whichever queue comes first. */
+#define SIM_ANY_QUEUE		0xffffffff
 #define SIM_SECTOR_SIZE		512
 /* Most bytes one descriptor may describe; a driver asking more is broken. */
 #define SIM_MAX_SEG_BYTES	(4U << 20)
@@ -82,6 +106,16 @@ static unsigned int blk_size_kb = 8192;
 module_param(blk_size_kb, uint, 0444);
 MODULE_PARM_DESC(blk_size_kb, "Size of each simulated block device (KiB)");
 
+static unsigned int blk_queues = 1;
+module_param(blk_queues, uint, 0444);
+MODULE_PARM_DESC(blk_queues,
+		 "Queues of each simulated block device (1-8; >1: VIRTIO_BLK_F_MQ)");
+
+static bool ring_reset = true;
+module_param(ring_reset, bool, 0644);
+MODULE_PARM_DESC(ring_reset,
+		 "Offer VIRTIO_F_RING_RESET (read when a driver reads features)");
+
 static unsigned int reset_timeout_ms = 1000;
 module_param(reset_timeout_ms, uint, 0644);
 MODULE_PARM_DESC(reset_timeout_ms,
@@ -97,7 +131,10 @@ struct sim_faults {
 	u32 used_stale_id;
 	u32 used_long_len;
 	u32 used_idx_jump;
+	u32 fault_queue;
 	u32 config_flips;
+	u32 queue_reset_delay_ms;
+	u32 queue_reset_hang;
 };
 
 struct sim_knob {
@@ -116,7 +153,10 @@ static const struct sim_knob sim_knobs[] = {
 	SIM_KNOB(used_stale_id),
 	SIM_KNOB(used_long_len),
 	SIM_KNOB(used_idx_jump),
+	SIM_KNOB(fault_queue),
 	SIM_KNOB(config_flips),
+	SIM_KNOB(queue_reset_delay_ms),
+	SIM_KNOB(queue_reset_hang),
 };
 
 struct revirt_sim;
@@ -127,15 +167,37 @@ struct sim_knob_file {
 	const struct sim_knob *knob;
 };
 
-/* The device's view of its queue, as a transport would program it. */
+/**
+ * struct sim_queue - the device's view of one queue, as a transport
+ *	would program it
+ * @sim: the device
+ * @index: queue number
+ * @ready: the device serves the queue: enabled, not reset since
+ * @resetting: a reset of this queue alone did not complete yet
+ * @num: ring size
+ * @desc: descriptor table
+ * @avail: avail ring
+ * @used: used ring
+ * @last_avail: next avail entry the device takes
+ * @used_idx: the device's used index
+ * @vq: the driver side, for interrupts and deletion
+ * @requests: requests served on the queue since the module loaded
+ * @reset_work: completes a reset of the queue late
+ */
 struct sim_queue {
+	struct revirt_sim *sim;
+	unsigned int index;
 	bool ready;
+	bool resetting;
 	unsigned int num;
 	struct vring_desc *desc;
 	struct vring_avail *avail;
 	struct vring_used *used;
 	u16 last_avail;
 	u16 used_idx;
+	struct revirt_virtqueue *vq;
+	u64 requests;
+	struct delayed_work reset_work;
 };
 
 struct sim_seg {
@@ -164,11 +226,12 @@ enum sim_kind { SIM_RNG, SIM_BLK };
  * @stopped: status 0 was written and the reset did not complete yet
  * @generation: config generation
  * @faults: the fault knobs
- * @q: the device side of the one queue
- * @segs: scratch for the segments of one chain, @q.num entries
- * @vq: the driver side of the queue, for interrupts and deletion
- * @requests: requests served
- * @work: the device running: serves the queue
+ * @nqueues: queues the device has
+ * @queues: the queues, device side and driver side
+ * @queue_resets: resets of one queue the device completed
+ * @segs: scratch for the segments of one chain, as many as the largest
+ *	ring the device allows (sim_max_queue_size())
+ * @work: the device running: serves every ready queue
  * @reset_work: completes a reset late
  * @debugfs: the device's knob directory
  * @knob_files: what each knob file refers to
@@ -187,10 +250,10 @@ struct revirt_sim {
 	bool stopped;
 	u32 generation;
 	struct sim_faults faults;
-	struct sim_queue q;
+	unsigned int nqueues;
+	struct sim_queue queues[SIM_MAX_QUEUES];
+	u64 queue_resets;
 	struct sim_seg *segs;
-	struct revirt_virtqueue *vq;
-	u64 requests;
 	struct work_struct work;
 	struct delayed_work reset_work;
 	struct dentry *debugfs;
@@ -214,11 +277,18 @@ static inline struct revirt_sim *to_sim(struct revirt_device *vdev)
 
 /* ---- the device model ------------------------------------------------ */
 
+/* The device serves its ready queues; a queue of its own is @ready. */
 static bool sim_running(const struct revirt_sim *sim)
 {
-	return !sim->stopped && sim->q.ready && !sim->faults.hold &&
+	return !sim->stopped && !sim->faults.hold &&
 	       (sim->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
 	       !(sim->status & VIRTIO_CONFIG_S_NEEDS_RESET);
+}
+
+/* The segment scratch and a resized ring are bounded by this. */
+static unsigned int sim_max_queue_size(const struct revirt_sim *sim)
+{
+	return sim->kind == SIM_RNG ? SIM_RNG_QUEUE_MAX : SIM_BLK_QUEUE_MAX;
 }
 
 /* A device gives up on a malformed ring, as QEMU's do: NEEDS_RESET. */
@@ -267,9 +337,9 @@ static int sim_add_seg(struct revirt_sim *sim, struct sim_chain *c,
 }
 
 /* Gather the chain at @head; every index and length is checked. */
-static int sim_collect(struct revirt_sim *sim, u16 head, struct sim_chain *c)
+static int sim_collect(struct revirt_sim *sim, struct sim_queue *q, u16 head,
+		       struct sim_chain *c)
 {
-	struct sim_queue *q = &sim->q;
 	unsigned int i = head;
 	int err;
 
@@ -432,49 +502,60 @@ static u32 sim_idle_id(struct sim_queue *q, u16 head)
 	return q->num;	/* a ring of one: out of range instead */
 }
 
+/*
+ * The used-ring faults hit the queue fault_queue names, so that a test
+ * breaks one queue of several and watches the others run on.
+ */
+static bool sim_fault_aims_at(const struct revirt_sim *sim,
+			      const struct sim_queue *q)
+{
+	u32 target = sim->faults.fault_queue;
+
+	return target == SIM_ANY_QUEUE || target == q->index;
+}
+
 /* Publish one used entry, lying about it if a fault knob says so. */
-static void sim_push_used(struct revirt_sim *sim, u16 head, u32 len,
-			  u32 writable)
+static void sim_push_used(struct revirt_sim *sim, struct sim_queue *q,
+			  u16 head, u32 len, u32 writable)
 {
 	struct sim_faults *f = &sim->faults;
-	struct sim_queue *q = &sim->q;
+	bool aimed = sim_fault_aims_at(sim, q);
 	u32 id = head;
 
-	if (sim_take_fault(sim, &f->used_bad_id, "used id out of range"))
+	if (aimed && sim_take_fault(sim, &f->used_bad_id, "used id out of range"))
 		id = q->num + head;
-	if (sim_take_fault(sim, &f->used_long_len, "used length beyond the buffer"))
+	if (aimed && sim_take_fault(sim, &f->used_long_len, "used length beyond the buffer"))
 		len = writable + PAGE_SIZE;
-	if (sim_take_fault(sim, &f->used_stale_id, "used id not in flight"))
+	if (aimed && sim_take_fault(sim, &f->used_stale_id, "used id not in flight"))
 		id = sim_idle_id(q, head);
 	sim_write_used(q, id, len);
-	if (sim_take_fault(sim, &f->used_idx_jump, "used index jumps past the ring size"))
+	if (aimed && sim_take_fault(sim, &f->used_idx_jump, "used index jumps past the ring size"))
 		q->used_idx += q->num + 1;
 	/* The entries before the index that exposes them. */
 	virt_wmb();
 	WRITE_ONCE(q->used->idx, __cpu_to_virtio16(true, q->used_idx));
 }
 
-static int sim_serve_one(struct revirt_sim *sim, u16 head)
+static int sim_serve_one(struct revirt_sim *sim, struct sim_queue *q, u16 head)
 {
 	struct sim_chain c;
 	int len;
 
-	len = sim_collect(sim, head, &c);
+	len = sim_collect(sim, q, head, &c);
 	if (len)
 		return len;
 	len = sim->kind == SIM_RNG ? sim_rng_serve(sim, &c) :
 				     sim_blk_serve(sim, &c);
 	if (len < 0)
 		return len;
-	sim->requests++;
-	sim_push_used(sim, head, len, c.in_len);
+	q->requests++;
+	sim_push_used(sim, q, head, len, c.in_len);
 	return 0;
 }
 
 /* Serve what is available; returns true if the driver wants an interrupt. */
-static bool sim_serve_queue(struct revirt_sim *sim)
+static bool sim_serve_queue(struct revirt_sim *sim, struct sim_queue *q)
 {
-	struct sim_queue *q = &sim->q;
 	u16 avail_idx = __virtio16_to_cpu(true, READ_ONCE(q->avail->idx));
 	bool used = false;
 
@@ -488,7 +569,7 @@ static bool sim_serve_queue(struct revirt_sim *sim)
 		u16 head = __virtio16_to_cpu(true,
 				q->avail->ring[q->last_avail % q->num]);
 
-		if (sim_serve_one(sim, head)) {
+		if (sim_serve_one(sim, q, head)) {
 			sim_give_up(sim, "bad descriptor chain");
 			return used;
 		}
@@ -516,30 +597,50 @@ static void sim_interrupt(struct revirt_virtqueue *vq)
 static void sim_work(struct work_struct *work)
 {
 	struct revirt_sim *sim = container_of(work, struct revirt_sim, work);
-	struct revirt_virtqueue *vq = NULL;
-	bool gave_up = false;
+	struct revirt_virtqueue *irq[SIM_MAX_QUEUES];
+	unsigned int i, nirq = 0;
+	bool was_running, gave_up;
 
 	mutex_lock(&sim->lock);
-	if (sim_running(sim)) {
-		if (sim_serve_queue(sim))
-			vq = sim->vq;
-		gave_up = sim->status & VIRTIO_CONFIG_S_NEEDS_RESET;
+	was_running = sim_running(sim);
+	/* A give-up on one queue stops the device: the rest wait. */
+	for (i = 0; i < sim->nqueues && sim_running(sim); i++) {
+		struct sim_queue *q = &sim->queues[i];
+
+		if (q->ready && sim_serve_queue(sim, q))
+			irq[nirq++] = q->vq;
 	}
+	/* Only a give-up of this run, not an older one, interrupts. */
+	gave_up = was_running && (sim->status & VIRTIO_CONFIG_S_NEEDS_RESET);
 	mutex_unlock(&sim->lock);
 
-	if (vq)
-		sim_interrupt(vq);
+	/* The queues stay until a flush or cancel of this work returned. */
+	for (i = 0; i < nirq; i++)
+		sim_interrupt(irq[i]);
 	if (gave_up)
 		revirt_config_changed(&sim->vdev);
 }
 
+/* A reset forgets a queue: off, and no reset of it alone goes on. */
+static void sim_queue_forget(struct sim_queue *q)
+{
+	q->ready = false;
+	WRITE_ONCE(q->resetting, false);
+	q->desc = NULL;
+	q->avail = NULL;
+	q->used = NULL;
+}
+
 static void sim_reset_complete(struct revirt_sim *sim)
 {
+	unsigned int i;
+
 	mutex_lock(&sim->lock);
 	if (sim->stopped) {
 		sim->stopped = false;
 		WRITE_ONCE(sim->status, 0);
-		sim->q.ready = false;
+		for (i = 0; i < sim->nqueues; i++)
+			sim_queue_forget(&sim->queues[i]);
 		sim->generation++;
 	}
 	mutex_unlock(&sim->lock);
@@ -551,6 +652,14 @@ static void sim_reset_work(struct work_struct *work)
 					      struct revirt_sim, reset_work);
 
 	sim_reset_complete(sim);
+}
+
+static void sim_cancel_queue_resets(struct revirt_sim *sim)
+{
+	unsigned int i;
+
+	for (i = 0; i < sim->nqueues; i++)
+		cancel_delayed_work_sync(&sim->queues[i].reset_work);
 }
 
 /* Status 0 written: stop at once, complete now, late or never. */
@@ -565,6 +674,8 @@ static void sim_reset_begin(struct revirt_sim *sim)
 	mutex_unlock(&sim->lock);
 
 	cancel_work_sync(&sim->work);
+	/* A queue reset still pending is overtaken by this one. */
+	sim_cancel_queue_resets(sim);
 	if (hang)
 		return;
 	if (delay)
@@ -572,6 +683,27 @@ static void sim_reset_begin(struct revirt_sim *sim)
 				 msecs_to_jiffies(delay));
 	else
 		sim_reset_complete(sim);
+}
+
+/* Queue @q reset alone: it completes once, if it was not overtaken. */
+static void sim_queue_reset_complete(struct sim_queue *q)
+{
+	struct revirt_sim *sim = q->sim;
+
+	mutex_lock(&sim->lock);
+	if (q->resetting) {
+		sim_queue_forget(q);
+		sim->queue_resets++;
+	}
+	mutex_unlock(&sim->lock);
+}
+
+static void sim_queue_reset_work(struct work_struct *work)
+{
+	struct sim_queue *q = container_of(to_delayed_work(work),
+					   struct sim_queue, reset_work);
+
+	sim_queue_reset_complete(q);
 }
 
 /* ---- the transport ---------------------------------------------------- */
@@ -596,29 +728,49 @@ static void sim_set_status(struct revirt_device *vdev, u8 status)
 		queue_work(system_wq, &sim->work);
 }
 
+static unsigned long sim_deadline(void)
+{
+	return jiffies + msecs_to_jiffies(READ_ONCE(reset_timeout_ms));
+}
+
+/* One step of polling a device register: -ETIMEDOUT past @deadline. */
+static int sim_poll_step(unsigned long deadline)
+{
+	if (time_after(jiffies, deadline))
+		return -ETIMEDOUT;
+	usleep_range(1000, 2000);
+	return 0;
+}
+
 static int sim_reset(struct revirt_device *vdev)
 {
 	struct revirt_sim *sim = to_sim(vdev);
 	unsigned long deadline;
+	int err;
 
 	sim_reset_begin(sim);
-	deadline = jiffies + msecs_to_jiffies(READ_ONCE(reset_timeout_ms));
+	deadline = sim_deadline();
 	while (READ_ONCE(sim->status)) {
-		if (time_after(jiffies, deadline))
-			return -ETIMEDOUT;
-		usleep_range(1000, 2000);
+		err = sim_poll_step(deadline);
+		if (err)
+			return err;
 	}
 	return 0;
 }
 
 static u64 sim_get_features(struct revirt_device *vdev)
 {
+	struct revirt_sim *sim = to_sim(vdev);
 	u64 features = BIT_ULL(VIRTIO_F_VERSION_1);
 
-	if (to_sim(vdev)->kind == SIM_BLK)
+	if (READ_ONCE(ring_reset))
+		features |= BIT_ULL(VIRTIO_F_RING_RESET);
+	if (sim->kind == SIM_BLK)
 		features |= BIT_ULL(VIRTIO_BLK_F_SEG_MAX) |
 			    BIT_ULL(VIRTIO_BLK_F_BLK_SIZE) |
 			    BIT_ULL(VIRTIO_BLK_F_FLUSH);
+	if (sim->nqueues > 1)
+		features |= BIT_ULL(VIRTIO_BLK_F_MQ);
 	return features;
 }
 
@@ -667,44 +819,63 @@ static bool sim_notify(struct revirt_virtqueue *vq)
 	return true;
 }
 
-static int sim_activate_queue(struct revirt_sim *sim,
+/*
+ * Program @q from the driver's ring, as a transport writes the queue
+ * registers, and enable it.  The ring starts at index 0 on both sides.
+ */
+static int sim_activate_queue(struct revirt_sim *sim, struct sim_queue *q,
 			      struct revirt_virtqueue *vq)
 {
-	struct sim_queue *q = &sim->q;
 	unsigned int num = revirt_vq_get_vring_size(vq);
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
 
-	q->num = num;
-	q->desc = sim_dma_to_virt(sim, revirt_vring_desc_dma(vq),
-				  num * sizeof(*q->desc));
-	q->avail = sim_dma_to_virt(sim, revirt_vring_avail_dma(vq),
-				   struct_size(q->avail, ring, num));
-	q->used = sim_dma_to_virt(sim, revirt_vring_used_dma(vq),
-				  struct_size(q->used, ring, num));
-	if (!q->desc || !q->avail || !q->used)
+	if (num > sim_max_queue_size(sim))
+		return -EINVAL;
+	desc = sim_dma_to_virt(sim, revirt_vring_desc_dma(vq),
+			       num * sizeof(*desc));
+	avail = sim_dma_to_virt(sim, revirt_vring_avail_dma(vq),
+				struct_size(avail, ring, num));
+	used = sim_dma_to_virt(sim, revirt_vring_used_dma(vq),
+			       struct_size(used, ring, num));
+	if (!desc || !avail || !used)
 		return -EFAULT;
+
+	mutex_lock(&sim->lock);
+	q->num = num;
+	q->desc = desc;
+	q->avail = avail;
+	q->used = used;
 	q->last_avail = 0;
 	q->used_idx = 0;
-	mutex_lock(&sim->lock);
-	sim->vq = vq;
 	q->ready = true;
 	mutex_unlock(&sim->lock);
 	return 0;
 }
 
+/* Handles queues in any state: ready, reset alone, or hung resetting. */
 static void sim_del_vqs(struct revirt_device *vdev)
 {
 	struct revirt_sim *sim = to_sim(vdev);
-	struct revirt_virtqueue *vq = sim->vq;
+	struct revirt_virtqueue *vqs[SIM_MAX_QUEUES];
+	unsigned int i;
 
 	mutex_lock(&sim->lock);
-	sim->q.ready = false;
-	sim->vq = NULL;
+	for (i = 0; i < sim->nqueues; i++) {
+		vqs[i] = sim->queues[i].vq;
+		sim->queues[i].vq = NULL;
+		sim_queue_forget(&sim->queues[i]);
+	}
 	mutex_unlock(&sim->lock);
 	cancel_work_sync(&sim->work);
+	sim_cancel_queue_resets(sim);
 
-	if (vq) {
-		list_del(&vq->list);
-		revirt_vring_del(vq);
+	for (i = 0; i < sim->nqueues; i++) {
+		if (!vqs[i])
+			continue;
+		list_del(&vqs[i]->list);
+		revirt_vring_del(vqs[i]);
 	}
 	kfree(sim->segs);
 	sim->segs = NULL;
@@ -715,38 +886,121 @@ static int sim_find_vqs(struct revirt_device *vdev, unsigned int nvqs,
 			const struct revirt_vq_info info[])
 {
 	struct revirt_sim *sim = to_sim(vdev);
-	unsigned int num = sim->kind == SIM_RNG ? SIM_RNG_QUEUE_SIZE :
-						  SIM_BLK_QUEUE_SIZE;
+	unsigned int i, num = sim->kind == SIM_RNG ? SIM_RNG_QUEUE_SIZE :
+						     SIM_BLK_QUEUE_SIZE;
 	struct revirt_virtqueue *vq;
 	int err;
 
-	if (nvqs != 1) {
-		dev_err(&vdev->dev, "revirt_sim: %u queues asked, the device has 1\n",
-			nvqs);
+	/* Fewer are fine: one, for a driver that masked VIRTIO_BLK_F_MQ off. */
+	if (!nvqs || nvqs > sim->nqueues) {
+		dev_err(&vdev->dev, "revirt_sim: %u queues asked, the device has %u\n",
+			nvqs, sim->nqueues);
 		return -ENOENT;
 	}
-	sim->segs = kcalloc(num, sizeof(*sim->segs), GFP_KERNEL);
+	/* A queue reset alone may come back larger: room for the largest. */
+	sim->segs = kcalloc(sim_max_queue_size(sim), sizeof(*sim->segs),
+			    GFP_KERNEL);
 	if (!sim->segs)
 		return -ENOMEM;
-	vq = revirt_create_vq(vdev, 0, num, SMP_CACHE_BYTES, sim->dma_dev,
-			      sim_notify, &info[0]);
-	if (IS_ERR(vq)) {
-		err = PTR_ERR(vq);
-		goto free_segs;
+	for (i = 0; i < nvqs; i++) {
+		vq = revirt_create_vq(vdev, i, num, SMP_CACHE_BYTES,
+				      sim->dma_dev, sim_notify, &info[i]);
+		if (IS_ERR(vq)) {
+			err = PTR_ERR(vq);
+			goto del_vqs;
+		}
+		list_add_tail(&vq->list, &vdev->vqs);
+		/* Owned by the device from here: sim_del_vqs() frees it. */
+		mutex_lock(&sim->lock);
+		sim->queues[i].vq = vq;
+		mutex_unlock(&sim->lock);
+		err = sim_activate_queue(sim, &sim->queues[i], vq);
+		if (err)
+			goto del_vqs;
+		vqs[i] = vq;
 	}
-	err = sim_activate_queue(sim, vq);
-	if (err)
-		goto del_vq;
-	list_add_tail(&vq->list, &vdev->vqs);
-	vqs[0] = vq;
 	return 0;
 
-del_vq:
-	revirt_vring_del(vq);
-free_segs:
-	kfree(sim->segs);
-	sim->segs = NULL;
+del_vqs:
+	sim_del_vqs(vdev);
 	return err;
+}
+
+static struct sim_queue *sim_queue_of(struct revirt_virtqueue *vq)
+{
+	return &to_sim(vq->vdev)->queues[vq->index];
+}
+
+/* Queue reset written: stop the queue at once; complete now, late or never. */
+static void sim_queue_reset_begin(struct revirt_sim *sim, struct sim_queue *q)
+{
+	u32 delay, hang;
+
+	/* The late completion of an earlier reset that timed out is stale. */
+	cancel_delayed_work_sync(&q->reset_work);
+	mutex_lock(&sim->lock);
+	q->ready = false;
+	WRITE_ONCE(q->resetting, true);
+	delay = sim->faults.queue_reset_delay_ms;
+	hang = sim->faults.queue_reset_hang;
+	mutex_unlock(&sim->lock);
+
+	/*
+	 * This transport's synchronize_irq for the queue: a run that saw it
+	 * ready ends, callback included; later runs skip it.  A flush and
+	 * not a cancel, so that the kicks of the other queues are kept.
+	 */
+	flush_work(&sim->work);
+	if (hang)
+		return;
+	if (delay)
+		mod_delayed_work(system_wq, &q->reset_work,
+				 msecs_to_jiffies(delay));
+	else
+		sim_queue_reset_complete(q);
+}
+
+static int sim_reset_vq(struct revirt_virtqueue *vq)
+{
+	struct revirt_sim *sim = to_sim(vq->vdev);
+	struct sim_queue *q = sim_queue_of(vq);
+	unsigned long deadline;
+	int err;
+
+	sim_queue_reset_begin(sim, q);
+	deadline = sim_deadline();
+	while (READ_ONCE(q->resetting)) {
+		err = sim_poll_step(deadline);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* The ring was set up again by the core: new size, maybe new memory. */
+static int sim_enable_vq(struct revirt_virtqueue *vq)
+{
+	struct revirt_sim *sim = to_sim(vq->vdev);
+	struct sim_queue *q = sim_queue_of(vq);
+	bool busy;
+	int err;
+
+	mutex_lock(&sim->lock);
+	busy = q->resetting || q->vq != vq;
+	mutex_unlock(&sim->lock);
+	/* A device enables no queue whose reset did not complete. */
+	if (busy)
+		return -EBUSY;
+	err = sim_activate_queue(sim, q, vq);
+	if (err)
+		return err;
+	queue_work(system_wq, &sim->work);
+	return 0;
+}
+
+static unsigned int sim_max_vq_size(struct revirt_virtqueue *vq)
+{
+	return sim_max_queue_size(to_sim(vq->vdev));
 }
 
 static const struct revirt_config_ops sim_config_ops = {
@@ -760,6 +1014,9 @@ static const struct revirt_config_ops sim_config_ops = {
 	.finalize_features = sim_finalize_features,
 	.find_vqs = sim_find_vqs,
 	.del_vqs = sim_del_vqs,
+	.reset_vq = sim_reset_vq,
+	.enable_vq = sim_enable_vq,
+	.max_vq_size = sim_max_vq_size,
 };
 
 /* ---- fault knobs (debugfs) ---------------------------------------------- */
@@ -809,14 +1066,23 @@ static int sim_needs_reset_set(void *data, u64 val)
 DEFINE_DEBUGFS_ATTRIBUTE(sim_needs_reset_fops, NULL, sim_needs_reset_set,
 			 "%llu\n");
 
+static u16 sim_queue_in_flight(const struct sim_queue *q)
+{
+	if (!q->ready)
+		return 0;
+	return __virtio16_to_cpu(true, READ_ONCE(q->avail->idx)) -
+	       q->last_avail;
+}
+
 static int sim_in_flight_get(void *data, u64 *val)
 {
 	struct revirt_sim *sim = data;
-	struct sim_queue *q = &sim->q;
+	unsigned int i;
 
+	*val = 0;
 	mutex_lock(&sim->lock);
-	*val = q->ready ? (u16)(__virtio16_to_cpu(true, READ_ONCE(q->avail->idx)) -
-				q->last_avail) : 0;
+	for (i = 0; i < sim->nqueues; i++)
+		*val += sim_queue_in_flight(&sim->queues[i]);
 	mutex_unlock(&sim->lock);
 	return 0;
 }
@@ -827,14 +1093,46 @@ DEFINE_DEBUGFS_ATTRIBUTE(sim_in_flight_fops, sim_in_flight_get, NULL,
 static int sim_requests_get(void *data, u64 *val)
 {
 	struct revirt_sim *sim = data;
+	unsigned int i;
 
+	*val = 0;
 	mutex_lock(&sim->lock);
-	*val = sim->requests;
+	for (i = 0; i < sim->nqueues; i++)
+		*val += sim->queues[i].requests;
 	mutex_unlock(&sim->lock);
 	return 0;
 }
 
 DEFINE_DEBUGFS_ATTRIBUTE(sim_requests_fops, sim_requests_get, NULL, "%llu\n");
+
+static int sim_queue_resets_get(void *data, u64 *val)
+{
+	struct revirt_sim *sim = data;
+
+	mutex_lock(&sim->lock);
+	*val = sim->queue_resets;
+	mutex_unlock(&sim->lock);
+	return 0;
+}
+
+DEFINE_DEBUGFS_ATTRIBUTE(sim_queue_resets_fops, sim_queue_resets_get, NULL,
+			 "%llu\n");
+
+/* One line, every queue of the device whether the driver uses it or not. */
+static int sim_queue_requests_show(struct seq_file *m, void *unused)
+{
+	struct revirt_sim *sim = m->private;
+	unsigned int i;
+
+	mutex_lock(&sim->lock);
+	for (i = 0; i < sim->nqueues; i++)
+		seq_printf(m, "%s%llu", i ? " " : "", sim->queues[i].requests);
+	mutex_unlock(&sim->lock);
+	seq_putc(m, '\n');
+	return 0;
+}
+
+DEFINE_SHOW_ATTRIBUTE(sim_queue_requests);
 
 static void sim_debugfs_init(struct revirt_sim *sim)
 {
@@ -855,6 +1153,11 @@ static void sim_debugfs_init(struct revirt_sim *sim)
 				   &sim_in_flight_fops);
 	debugfs_create_file_unsafe("requests", 0400, sim->debugfs, sim,
 				   &sim_requests_fops);
+	debugfs_create_file_unsafe("queue_resets", 0400, sim->debugfs, sim,
+				   &sim_queue_resets_fops);
+	/* A seq_file has no guard of its own: the full debugfs proxy. */
+	debugfs_create_file("queue_requests", 0400, sim->debugfs, sim,
+			    &sim_queue_requests_fops);
 }
 
 /* ---- devices ----------------------------------------------------------- */
@@ -878,9 +1181,24 @@ static int sim_blk_init(struct revirt_sim *sim, unsigned int nr)
 	sim->config.capacity = __cpu_to_virtio64(true, sim->capacity);
 	sim->config.seg_max = __cpu_to_virtio32(true, SIM_BLK_QUEUE_SIZE - 2);
 	sim->config.blk_size = __cpu_to_virtio32(true, SIM_SECTOR_SIZE);
+	if (sim->nqueues > 1)
+		sim->config.num_queues = __cpu_to_virtio16(true, sim->nqueues);
 	sim->config_len = sizeof(sim->config);
 	snprintf(sim->serial, sizeof(sim->serial), "rvsim-%u", nr);
 	return 0;
+}
+
+static void sim_queues_init(struct revirt_sim *sim, unsigned int n)
+{
+	unsigned int i;
+
+	sim->nqueues = n;
+	for (i = 0; i < n; i++) {
+		sim->queues[i].sim = sim;
+		sim->queues[i].index = i;
+		INIT_DELAYED_WORK(&sim->queues[i].reset_work,
+				  sim_queue_reset_work);
+	}
 }
 
 static struct revirt_sim *sim_create(enum sim_kind kind, unsigned int nr)
@@ -896,6 +1214,8 @@ static struct revirt_sim *sim_create(enum sim_kind kind, unsigned int nr)
 	mutex_init(&sim->lock);
 	INIT_WORK(&sim->work, sim_work);
 	INIT_DELAYED_WORK(&sim->reset_work, sim_reset_work);
+	sim_queues_init(sim, kind == SIM_RNG ? 1 : blk_queues);
+	sim->faults.fault_queue = SIM_ANY_QUEUE;
 	sim->vdev.id.device = kind == SIM_RNG ? VIRTIO_ID_RNG : VIRTIO_ID_BLOCK;
 	sim->vdev.id.vendor = REVIRT_SIM_VENDOR;
 	sim->vdev.config = &sim_config_ops;
@@ -928,6 +1248,7 @@ static void sim_destroy(struct revirt_sim *sim)
 	revirt_unregister_device(&sim->vdev);
 	cancel_work_sync(&sim->work);
 	cancel_delayed_work_sync(&sim->reset_work);
+	sim_cancel_queue_resets(sim);
 	put_device(&sim->vdev.dev);
 }
 
@@ -966,6 +1287,11 @@ static int __init sim_init(void)
 	};
 	int err;
 
+	if (!blk_queues || blk_queues > SIM_MAX_QUEUES) {
+		pr_err("revirt_sim: blk_queues=%u: 1 to %u queues\n",
+		       blk_queues, SIM_MAX_QUEUES);
+		return -EINVAL;
+	}
 	sim_parent = platform_device_register_full(&parent_info);
 	if (IS_ERR(sim_parent))
 		return PTR_ERR(sim_parent);
