@@ -254,6 +254,12 @@ static unsigned int rvm_queue_size(struct revirt_mmio_device *rvm,
 	return rounddown_pow_of_two(min_t(u32, num, REVIRT_MMIO_MAX_QUEUE));
 }
 
+/* Asked after the queue's reset alone, when QueueReady reads 0 again. */
+static unsigned int rvm_max_vq_size(struct revirt_virtqueue *vq)
+{
+	return rvm_queue_size(to_rvm(vq->vdev), vq->index);
+}
+
 static void rvm_write64(struct revirt_mmio_device *rvm, u64 val,
 			unsigned int lo)
 {
@@ -314,17 +320,6 @@ static int rvm_enable_vq(struct revirt_virtqueue *vq)
 
 	writel(vq->index, rvm->base + VIRTIO_MMIO_QUEUE_SEL);
 	return rvm_activate_vq(rvm, vq);
-}
-
-static unsigned int rvm_max_vq_size(struct revirt_virtqueue *vq)
-{
-	struct revirt_mmio_device *rvm = to_rvm(vq->vdev);
-	u32 num;
-
-	writel(vq->index, rvm->base + VIRTIO_MMIO_QUEUE_SEL);
-	num = readl(rvm->base + VIRTIO_MMIO_QUEUE_NUM_MAX);
-	return num ? rounddown_pow_of_two(min_t(u32, num,
-						REVIRT_MMIO_MAX_QUEUE)) : 0;
 }
 
 static struct revirt_virtqueue *
