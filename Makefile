@@ -26,7 +26,8 @@ CHECK_KVERS := $(if $(filter command line,$(origin KVER)),$(KVER))
 KVER ?= $(shell ls -1 /lib/modules 2>/dev/null | grep -E '^6\.1\.0-.*-amd64$$' | sort -V | tail -n 1)
 KDIR ?= /lib/modules/$(KVER)/build
 REVIRT_CONFIG := CONFIG_REVIRT=m CONFIG_REVIRT_PCI=m CONFIG_REVIRT_MMIO=m CONFIG_REVIRT_RNG=m \
-		 CONFIG_REVIRT_SIM=m CONFIG_REVIRT_BLK=m CONFIG_REVIRT_BALLOON=m
+		 CONFIG_REVIRT_SIM=m CONFIG_REVIRT_BLK=m CONFIG_REVIRT_BALLOON=m \
+		 CONFIG_REVIRT_CONSOLE=m
 MODDIR := $(CURDIR)/drivers/revirt
 
 .PHONY: all modules deps check check-ring check-debug check-intree run bench bench-ring fuzz clean

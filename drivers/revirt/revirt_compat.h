@@ -200,4 +200,49 @@ static inline void revirt_count_balloon_migrate(void)
 }
 #endif
 
+/*
+ * The hvc layer (drivers/tty/hvc) keeps its interface in a header of its
+ * own directory, which an out-of-tree build does not have: revirt_console
+ * declares the part it uses here.  Only struct hv_ops is shared with the
+ * kernel, and revirt sets three of its members; the others are declared
+ * for their place in the structure only.  get_chars() and put_chars() take
+ * u8 and size_t and return ssize_t since 6.8 (char, int and int before).
+ * hvc_remove() returns int on 6.1 and nothing on 6.12; revirt never reads
+ * the result, so it is declared void for both.
+ */
+struct hvc_struct;
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 8, 0)
+#define REVIRT_HVC_CHAR		u8
+#define REVIRT_HVC_COUNT	size_t
+#define REVIRT_HVC_RET		ssize_t
+typedef ssize_t (*revirt_hvc_get_chars_t)(u32 vtermno, u8 *buf, size_t count);
+typedef ssize_t (*revirt_hvc_put_chars_t)(u32 vtermno, const u8 *buf,
+					  size_t count);
+#else
+#define REVIRT_HVC_CHAR		char
+#define REVIRT_HVC_COUNT	int
+#define REVIRT_HVC_RET		int
+typedef int (*revirt_hvc_get_chars_t)(u32 vtermno, char *buf, int count);
+typedef int (*revirt_hvc_put_chars_t)(u32 vtermno, const char *buf, int count);
+#endif
+
+struct hv_ops {
+	revirt_hvc_get_chars_t get_chars;
+	revirt_hvc_put_chars_t put_chars;
+	int (*flush)(u32 vtermno, bool wait);
+	int (*notifier_add)(struct hvc_struct *hp, int irq);
+	void (*notifier_del)(struct hvc_struct *hp, int irq);
+	void (*notifier_hangup)(struct hvc_struct *hp, int irq);
+	int (*tiocmget)(struct hvc_struct *hp);
+	int (*tiocmset)(struct hvc_struct *hp, unsigned int set,
+			unsigned int clear);
+	void *dtr_rts;
+};
+
+struct hvc_struct *hvc_alloc(u32 vtermno, int data, const struct hv_ops *ops,
+			     int outbuf_size);
+void hvc_remove(struct hvc_struct *hp);
+void hvc_kick(void);
+
 #endif /* _REVIRT_COMPAT_H */
