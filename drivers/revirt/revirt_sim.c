@@ -8,13 +8,15 @@
  * that every path the core and the drivers take when a device misbehaves
  * can be driven on purpose, with no QEMU and no hardware.
  *
- * Devices (module parameters rng= and blk=): entropy (virtio id 4) and a
- * RAM-backed block device (id 2, blk_size_kb).  Both are version-1
- * devices with split rings, without indirect descriptors or event index.
- * The entropy device has one queue; the block device has blk_queues
- * (1 to SIM_MAX_QUEUES) and offers VIRTIO_BLK_F_MQ when it has more than
- * one.  Buffers are reached through the DMA API of a platform device
- * "revirt-sim", which direct-maps them.
+ * Devices (module parameters rng=, blk= and console=): entropy (virtio
+ * id 4), a RAM-backed block device (id 2, blk_size_kb) and a console
+ * (id 3) whose console_ports ports loop back what the driver writes.  All
+ * are version-1 devices with split rings, without indirect descriptors or
+ * event index.  The entropy device has one queue; the block device has
+ * blk_queues (1 to SIM_BLK_MAX_QUEUES) and offers VIRTIO_BLK_F_MQ when it
+ * has more than one; the console offers VIRTIO_CONSOLE_F_MULTIPORT and has
+ * two queues per port and two control queues.  Buffers are reached through
+ * the DMA API of a platform device "revirt-sim", which direct-maps them.
  *
  * The device side runs in a work item, as a real device runs beside the
  * CPU: a kick schedules it; it walks the avail ring of every ready queue,
@@ -60,6 +62,16 @@
  *                    separated: "120 98"
  *   queue_resets     (read) queue resets the device completed
  *
+ * and on a console only:
+ *
+ *   ctrl_bad_port    next N control messages the device sends are each
+ *                    preceded by a PORT_OPEN for port max_nr_ports + 7
+ *   ctrl_bad_event   ... preceded by the same header with event 99
+ *   ctrl_short       ... preceded by the first 4 bytes of the message
+ *   port_bytes       (read) per port, bytes looped back into its receive
+ *                    buffers, space separated
+ *   port_guest_open  (read) per port, the driver's last PORT_OPEN (0/1)
+ *
  * The counted faults are one-shot: each one applied counts one down.
  */
 
@@ -68,6 +80,7 @@
 #include <linux/dma-direct.h>
 #include <linux/dma-mapping.h>
 #include <linux/jiffies.h>
+#include <linux/kfifo.h>
 #include <linux/module.h>
 #include <linux/platform_device.h>
 #include <linux/random.h>
@@ -78,16 +91,30 @@
 #include <linux/vmalloc.h>
 #include <linux/workqueue.h>
 #include <uapi/linux/virtio_blk.h>
+#include <uapi/linux/virtio_console.h>
 #include <uapi/linux/virtio_ids.h>
 #include <uapi/linux/virtio_ring.h>
 
 #define REVIRT_SIM_VENDOR	0x4d495352	/* "RSIM" */
 #define REVIRT_SIM_MAX_DEVICES	8
-#define SIM_MAX_QUEUES		8
+#define SIM_BLK_MAX_QUEUES	8
+#define SIM_CONS_MAX_PORTS	8
+/* The most any device has: a console's two per port and two for control. */
+#define SIM_MAX_QUEUES		(2 * SIM_CONS_MAX_PORTS + 2)
 #define SIM_RNG_QUEUE_SIZE	64
 #define SIM_RNG_QUEUE_MAX	64
 #define SIM_BLK_QUEUE_SIZE	128
 #define SIM_BLK_QUEUE_MAX	256
+#define SIM_CONS_QUEUE_SIZE	128
+#define SIM_CONS_QUEUE_MAX	256
+#define SIM_CONS_CTRL_RX	2	/* device to driver */
+#define SIM_CONS_CTRL_TX	3	/* driver to device */
+/* Bytes a port holds between its transmit and its receive queue. */
+#define SIM_CONS_FIFO_BYTES	SZ_64K
+/* Control messages waiting for the driver's control receive buffers. */
+#define SIM_CONS_MAX_MSGS	64
+#define SIM_CONS_NAME_MAX	16
+#define SIM_CONS_BAD_EVENT	99
 /* fault_queue: the used-ring faults hit whichever queue comes first. */
 #define SIM_ANY_QUEUE		0xffffffff
 #define SIM_SECTOR_SIZE		512
@@ -110,6 +137,15 @@ static unsigned int blk_queues = 1;
 module_param(blk_queues, uint, 0444);
 MODULE_PARM_DESC(blk_queues,
 		 "Queues of each simulated block device (1-8; >1: VIRTIO_BLK_F_MQ)");
+
+static unsigned int console;
+module_param(console, uint, 0444);
+MODULE_PARM_DESC(console, "Number of simulated console devices");
+
+static unsigned int console_ports = 2;
+module_param(console_ports, uint, 0444);
+MODULE_PARM_DESC(console_ports,
+		 "Ports of each simulated console device (1-8), each looped back");
 
 static bool ring_reset = true;
 module_param(ring_reset, bool, 0644);
@@ -135,14 +171,20 @@ struct sim_faults {
 	u32 config_flips;
 	u32 queue_reset_delay_ms;
 	u32 queue_reset_hang;
+	u32 ctrl_bad_port;
+	u32 ctrl_bad_event;
+	u32 ctrl_short;
 };
 
+/* @console: the knob exists on console devices only. */
 struct sim_knob {
 	const char *name;
 	size_t offset;
+	bool console;
 };
 
-#define SIM_KNOB(field) { #field, offsetof(struct sim_faults, field) }
+#define SIM_KNOB(field) { #field, offsetof(struct sim_faults, field), false }
+#define SIM_CONS_KNOB(field) { #field, offsetof(struct sim_faults, field), true }
 
 static const struct sim_knob sim_knobs[] = {
 	SIM_KNOB(reset_delay_ms),
@@ -157,6 +199,9 @@ static const struct sim_knob sim_knobs[] = {
 	SIM_KNOB(config_flips),
 	SIM_KNOB(queue_reset_delay_ms),
 	SIM_KNOB(queue_reset_hang),
+	SIM_CONS_KNOB(ctrl_bad_port),
+	SIM_CONS_KNOB(ctrl_bad_event),
+	SIM_CONS_KNOB(ctrl_short),
 };
 
 struct revirt_sim;
@@ -214,12 +259,48 @@ struct sim_chain {
 	u32 in_len;
 };
 
-enum sim_kind { SIM_RNG, SIM_BLK };
+enum sim_kind { SIM_RNG, SIM_BLK, SIM_CONS };
+
+/* One control message as it goes into a control receive buffer. */
+struct sim_cons_msg {
+	u8 data[sizeof(struct virtio_console_control) + SIM_CONS_NAME_MAX];
+	u32 len;
+};
+
+/**
+ * struct sim_port - one port of a console device
+ * @fifo: bytes taken from the port's transmit queue and not yet written
+ *	into its receive queue; the device's own, so a reset keeps them
+ * @bytes: bytes written into the port's receive buffers since the module
+ *	loaded
+ * @guest_open: the driver's last PORT_OPEN for the port
+ */
+struct sim_port {
+	struct kfifo fifo;
+	u64 bytes;
+	bool guest_open;
+};
+
+/**
+ * struct sim_console - the state of a console device beyond its queues
+ * @nports: ports the device has (max_nr_ports)
+ * @ports: the ports
+ * @msgs: control messages waiting for control receive buffers, a ring
+ * @msg_head: the oldest of them
+ * @nmsgs: how many wait
+ */
+struct sim_console {
+	unsigned int nports;
+	struct sim_port ports[SIM_CONS_MAX_PORTS];
+	struct sim_cons_msg msgs[SIM_CONS_MAX_MSGS];
+	unsigned int msg_head;
+	unsigned int nmsgs;
+};
 
 /**
  * struct revirt_sim - one simulated device
  * @vdev: the revirt device
- * @kind: entropy or block
+ * @kind: entropy, block or console
  * @dma_dev: device the rings and buffers are mapped for
  * @lock: serialises the device model: everything below it
  * @status: the status byte as the driver reads it
@@ -240,6 +321,7 @@ enum sim_kind { SIM_RNG, SIM_BLK };
  * @disk: backing store of a block device
  * @capacity: its size in 512-byte sectors
  * @serial: answer to VIRTIO_BLK_T_GET_ID
+ * @cons: ports and control messages of a console device
  */
 struct revirt_sim {
 	struct revirt_device vdev;
@@ -258,11 +340,15 @@ struct revirt_sim {
 	struct delayed_work reset_work;
 	struct dentry *debugfs;
 	struct sim_knob_file knob_files[ARRAY_SIZE(sim_knobs)];
-	struct virtio_blk_config config;
+	union {
+		struct virtio_blk_config blk;
+		struct virtio_console_config cons;
+	} config;
 	unsigned int config_len;
 	u8 *disk;
 	u64 capacity;
 	char serial[VIRTIO_BLK_ID_BYTES];
+	struct sim_console *cons;
 };
 
 static struct platform_device *sim_parent;
@@ -288,7 +374,27 @@ static bool sim_running(const struct revirt_sim *sim)
 /* The segment scratch and a resized ring are bounded by this. */
 static unsigned int sim_max_queue_size(const struct revirt_sim *sim)
 {
-	return sim->kind == SIM_RNG ? SIM_RNG_QUEUE_MAX : SIM_BLK_QUEUE_MAX;
+	switch (sim->kind) {
+	case SIM_RNG:
+		return SIM_RNG_QUEUE_MAX;
+	case SIM_BLK:
+		return SIM_BLK_QUEUE_MAX;
+	default:
+		return SIM_CONS_QUEUE_MAX;
+	}
+}
+
+/* The size a queue starts at when the driver sets it up. */
+static unsigned int sim_queue_size(const struct revirt_sim *sim)
+{
+	switch (sim->kind) {
+	case SIM_RNG:
+		return SIM_RNG_QUEUE_SIZE;
+	case SIM_BLK:
+		return SIM_BLK_QUEUE_SIZE;
+	default:
+		return SIM_CONS_QUEUE_SIZE;
+	}
 }
 
 /* A device gives up on a malformed ring, as QEMU's do: NEEDS_RESET. */
@@ -553,19 +659,35 @@ static int sim_serve_one(struct revirt_sim *sim, struct sim_queue *q, u16 head)
 	return 0;
 }
 
-/* Serve what is available; returns true if the driver wants an interrupt. */
-static bool sim_serve_queue(struct revirt_sim *sim, struct sim_queue *q)
+/* Entries of @q's avail ring the device did not take yet, or -EINVAL. */
+static int sim_avail_pending(struct revirt_sim *sim, struct sim_queue *q)
 {
 	u16 avail_idx = __virtio16_to_cpu(true, READ_ONCE(q->avail->idx));
-	bool used = false;
+	u16 n = avail_idx - q->last_avail;
 
-	if ((u16)(avail_idx - q->last_avail) > q->num) {
+	if (n > q->num) {
 		sim_give_up(sim, "avail index beyond the ring");
-		return false;
+		return -EINVAL;
 	}
 	/* Entries are read after the index that exposed them. */
 	virt_rmb();
-	while (q->last_avail != avail_idx) {
+	return n;
+}
+
+/* The driver did not suppress interrupts for the buffers @q used. */
+static bool sim_wants_irq(const struct sim_queue *q)
+{
+	return !(__virtio16_to_cpu(true, READ_ONCE(q->avail->flags)) &
+		 VRING_AVAIL_F_NO_INTERRUPT);
+}
+
+/* Serve what is available; returns true if buffers were used. */
+static bool sim_serve_queue(struct revirt_sim *sim, struct sim_queue *q)
+{
+	int n = sim_avail_pending(sim, q);
+	bool used = false;
+
+	for (; n > 0; n--) {
 		u16 head = __virtio16_to_cpu(true,
 				q->avail->ring[q->last_avail % q->num]);
 
@@ -576,8 +698,321 @@ static bool sim_serve_queue(struct revirt_sim *sim, struct sim_queue *q)
 		q->last_avail++;
 		used = true;
 	}
-	return used && !(__virtio16_to_cpu(true, READ_ONCE(q->avail->flags)) &
-			 VRING_AVAIL_F_NO_INTERRUPT);
+	return used;
+}
+
+/* ---- the console: ports looped back, control messages ------------------ */
+
+/* Port 0 has queues 0 and 1; port M >= 1 has 2M + 2 and 2M + 3. */
+static unsigned int sim_cons_rxq(unsigned int port)
+{
+	return port ? 2 * port + 2 : 0;
+}
+
+static unsigned int sim_cons_txq(unsigned int port)
+{
+	return sim_cons_rxq(port) + 1;
+}
+
+/* Without VIRTIO_CONSOLE_F_MULTIPORT there is port 0 and no control. */
+static bool sim_cons_multiport(const struct revirt_sim *sim)
+{
+	return revirt_has_feature(&sim->vdev, VIRTIO_CONSOLE_F_MULTIPORT);
+}
+
+/*
+ * Gather the chain the driver made available next on @q without taking
+ * it: a transmit buffer that does not fit yet stays in flight.  @rx: the
+ * buffer must be device-writable only, else device-readable only.
+ */
+static bool sim_cons_peek(struct revirt_sim *sim, struct sim_queue *q,
+			  bool rx, struct sim_chain *c, u16 *head)
+{
+	if (!q->ready || !sim_running(sim) || sim_avail_pending(sim, q) <= 0)
+		return false;
+	*head = __virtio16_to_cpu(true, q->avail->ring[q->last_avail % q->num]);
+	if (sim_collect(sim, q, *head, c) || (rx ? c->nout : c->nin)) {
+		sim_give_up(sim, "bad descriptor chain");
+		return false;
+	}
+	return true;
+}
+
+/* Take the chain sim_cons_peek() gathered and use it, @len bytes written. */
+static void sim_cons_use(struct revirt_sim *sim, struct sim_queue *q,
+			 u16 head, u32 len, const struct sim_chain *c,
+			 unsigned long *used)
+{
+	q->requests++;
+	sim_push_used(sim, q, head, len, c->in_len);
+	q->last_avail++;
+	*used |= BIT(q->index);
+}
+
+static void sim_cons_msg_init(struct sim_cons_msg *msg, u32 id, u16 event,
+			      u16 value)
+{
+	struct virtio_console_control ctl = {
+		.id = __cpu_to_virtio32(true, id),
+		.event = __cpu_to_virtio16(true, event),
+		.value = __cpu_to_virtio16(true, value),
+	};
+
+	memcpy(msg->data, &ctl, sizeof(ctl));
+	msg->len = sizeof(ctl);
+}
+
+/*
+ * Queue a control message for the driver.  It waits for a control
+ * receive buffer; the list is bounded, and a message that finds it full
+ * is dropped with a line in dmesg, never silently.
+ */
+static void sim_cons_send(struct revirt_sim *sim, u32 id, u16 event,
+			  u16 value, const char *name)
+{
+	struct sim_console *cons = sim->cons;
+	struct sim_cons_msg *msg;
+	size_t name_len;
+
+	if (cons->nmsgs == SIM_CONS_MAX_MSGS) {
+		dev_warn_ratelimited(&sim->vdev.dev,
+				     "revirt_sim: %u control messages wait for buffers: event %u for port %u dropped\n",
+				     cons->nmsgs, event, id);
+		return;
+	}
+	msg = &cons->msgs[(cons->msg_head + cons->nmsgs++) % SIM_CONS_MAX_MSGS];
+	sim_cons_msg_init(msg, id, event, value);
+	if (!name)
+		return;
+	/* The name follows the header, without a NUL, as QEMU sends it. */
+	name_len = min_t(size_t, strlen(name), SIM_CONS_NAME_MAX);
+	memcpy(msg->data + msg->len, name, name_len);
+	msg->len += name_len;
+}
+
+/* Port @id is ready in the driver: its name or console role, then open. */
+static void sim_cons_port_ready(struct revirt_sim *sim, u32 id)
+{
+	char name[sizeof("simport4294967295")];
+
+	if (id) {
+		snprintf(name, sizeof(name), "simport%u", id);
+		sim_cons_send(sim, id, VIRTIO_CONSOLE_PORT_NAME, 0, name);
+	} else {
+		sim_cons_send(sim, 0, VIRTIO_CONSOLE_CONSOLE_PORT, 1, NULL);
+	}
+	/* The host side is connected from the start. */
+	sim_cons_send(sim, id, VIRTIO_CONSOLE_PORT_OPEN, 1, NULL);
+}
+
+/* One control message from the driver (virtio 1.2, 5.3.6.2). */
+static void sim_cons_control(struct revirt_sim *sim,
+			     const struct virtio_console_control *ctl)
+{
+	struct sim_console *cons = sim->cons;
+	u32 id = __virtio32_to_cpu(true, ctl->id);
+	u16 event = __virtio16_to_cpu(true, ctl->event);
+	u16 value = __virtio16_to_cpu(true, ctl->value);
+	unsigned int i;
+
+	if (event != VIRTIO_CONSOLE_DEVICE_READY && id >= cons->nports) {
+		dev_warn_ratelimited(&sim->vdev.dev,
+				     "revirt_sim: control event %u for port %u of %u: ignored\n",
+				     event, id, cons->nports);
+		return;
+	}
+	switch (event) {
+	case VIRTIO_CONSOLE_DEVICE_READY:
+		if (value != 1)
+			break;
+		for (i = 0; i < cons->nports; i++)
+			sim_cons_send(sim, i, VIRTIO_CONSOLE_PORT_ADD, 1, NULL);
+		return;
+	case VIRTIO_CONSOLE_PORT_READY:
+		if (value != 1)
+			break;
+		sim_cons_port_ready(sim, id);
+		return;
+	case VIRTIO_CONSOLE_PORT_OPEN:
+		cons->ports[id].guest_open = value;
+		return;
+	}
+	/* A driver that failed (value 0) or an event a driver does not send. */
+	dev_info_ratelimited(&sim->vdev.dev,
+			     "revirt_sim: control event %u value %u for port %u: ignored\n",
+			     event, value, id);
+}
+
+/* The control transmit queue: each buffer is one message, used at once. */
+static void sim_cons_ctrl_tx(struct revirt_sim *sim, unsigned long *used)
+{
+	struct sim_queue *q = &sim->queues[SIM_CONS_CTRL_TX];
+	struct virtio_console_control ctl;
+	struct sim_chain c;
+	u16 head;
+
+	while (sim_cons_peek(sim, q, false, &c, &head)) {
+		if (sim_read_out(&c, 0, &ctl, sizeof(ctl)) == sizeof(ctl))
+			sim_cons_control(sim, &ctl);
+		else
+			dev_warn_ratelimited(&sim->vdev.dev,
+					     "revirt_sim: control message of %u bytes: ignored\n",
+					     c.out_len);
+		sim_cons_use(sim, q, head, 0, &c, used);
+	}
+}
+
+/*
+ * The lie a ctrl_* knob asks for, sent just before @real: the real
+ * message follows in the next buffer, so the driver's state stays right.
+ */
+static bool sim_cons_lie(struct revirt_sim *sim,
+			 const struct sim_cons_msg *real,
+			 struct sim_cons_msg *lie)
+{
+	struct sim_faults *f = &sim->faults;
+	struct virtio_console_control *ctl = (void *)lie->data;
+
+	if (sim_take_fault(sim, &f->ctrl_bad_port,
+			   "control message for a port that does not exist")) {
+		sim_cons_msg_init(lie, sim->cons->nports + 7,
+				  VIRTIO_CONSOLE_PORT_OPEN, 1);
+		return true;
+	}
+	*lie = *real;
+	lie->len = sizeof(*ctl);
+	if (sim_take_fault(sim, &f->ctrl_bad_event,
+			   "control message with an unknown event")) {
+		ctl->event = __cpu_to_virtio16(true, SIM_CONS_BAD_EVENT);
+		ctl->value = 0;
+		return true;
+	}
+	if (sim_take_fault(sim, &f->ctrl_short, "control message of 4 bytes")) {
+		lie->len = 4;
+		return true;
+	}
+	return false;
+}
+
+/* Hand waiting control messages to the driver, one per receive buffer. */
+static void sim_cons_ctrl_rx(struct revirt_sim *sim, unsigned long *used)
+{
+	struct sim_queue *q = &sim->queues[SIM_CONS_CTRL_RX];
+	struct sim_console *cons = sim->cons;
+	struct sim_cons_msg lie;
+	struct sim_chain c;
+	u16 head;
+
+	while (cons->nmsgs && sim_cons_peek(sim, q, true, &c, &head)) {
+		const struct sim_cons_msg *msg = &cons->msgs[cons->msg_head];
+		bool lied = sim_cons_lie(sim, msg, &lie);
+		u32 len;
+
+		if (lied)
+			msg = &lie;
+		len = sim_write_in(&c, 0, msg->data, msg->len);
+		sim_cons_use(sim, q, head, len, &c, used);
+		if (lied)
+			continue;
+		cons->msg_head = (cons->msg_head + 1) % SIM_CONS_MAX_MSGS;
+		cons->nmsgs--;
+	}
+}
+
+/*
+ * Port @p's transmit buffers go into its FIFO, each whole or not at all:
+ * a buffer is used only once all its bytes are the device's, so that a
+ * driver that resends what the device did not use sends nothing twice.
+ * One that does not fit stays in flight until receive buffers drain the
+ * FIFO (the run after the driver kicks the receive queue).
+ */
+static void sim_cons_tx(struct revirt_sim *sim, unsigned int p,
+			unsigned long *used)
+{
+	struct sim_port *port = &sim->cons->ports[p];
+	struct sim_queue *q = &sim->queues[sim_cons_txq(p)];
+	struct sim_chain c;
+	unsigned int i;
+	u16 head;
+
+	while (sim_cons_peek(sim, q, false, &c, &head)) {
+		if (c.out_len > SIM_CONS_FIFO_BYTES) {
+			/* It would never fit: the driver is broken. */
+			sim_give_up(sim, "transmit buffer larger than the port FIFO");
+			return;
+		}
+		if (c.out_len > kfifo_avail(&port->fifo))
+			return;
+		for (i = 0; i < c.nout; i++)
+			kfifo_in(&port->fifo, (u8 *)c.seg[i].buf, c.seg[i].len);
+		sim_cons_use(sim, q, head, 0, &c, used);
+	}
+}
+
+/* Fill port @p's receive buffers from its FIFO; true if it used one. */
+static bool sim_cons_rx(struct revirt_sim *sim, unsigned int p,
+			unsigned long *used)
+{
+	struct sim_port *port = &sim->cons->ports[p];
+	struct sim_queue *q = &sim->queues[sim_cons_rxq(p)];
+	struct sim_chain c;
+	bool any = false;
+	unsigned int i;
+	u16 head;
+
+	while (!kfifo_is_empty(&port->fifo) &&
+	       sim_cons_peek(sim, q, true, &c, &head)) {
+		u32 len = 0;
+
+		for (i = 0; i < c.nin; i++)
+			len += kfifo_out(&port->fifo, (u8 *)c.seg[i].buf,
+					 c.seg[i].len);
+		port->bytes += len;
+		sim_cons_use(sim, q, head, len, &c, used);
+		any = true;
+	}
+	return any;
+}
+
+/*
+ * One run of the console: the driver's control messages first, so that
+ * the answers go out in the same run, then every port.  Returns the
+ * queues that used buffers, one bit per queue index.
+ */
+static unsigned long sim_cons_run(struct revirt_sim *sim)
+{
+	unsigned int p, nports = 1;
+	unsigned long used = 0;
+
+	if (sim_cons_multiport(sim)) {
+		nports = sim->cons->nports;
+		sim_cons_ctrl_tx(sim, &used);
+		sim_cons_ctrl_rx(sim, &used);
+	}
+	for (p = 0; p < nports; p++) {
+		sim_cons_tx(sim, p, &used);
+		/* Room made: a transmit buffer that waited may fit now. */
+		if (sim_cons_rx(sim, p, &used)) {
+			sim_cons_tx(sim, p, &used);
+			sim_cons_rx(sim, p, &used);
+		}
+	}
+	return used;
+}
+
+/*
+ * A device reset ends the driver's session: its control messages and
+ * port states go.  The FIFOs stay: their bytes came from used transmit
+ * buffers, so they are the device's, delivered once the driver is back.
+ */
+static void sim_cons_reset(struct sim_console *cons)
+{
+	unsigned int i;
+
+	cons->msg_head = 0;
+	cons->nmsgs = 0;
+	for (i = 0; i < cons->nports; i++)
+		cons->ports[i].guest_open = false;
 }
 
 static void sim_interrupt(struct revirt_virtqueue *vq)
@@ -600,16 +1035,24 @@ static void sim_work(struct work_struct *work)
 	struct revirt_virtqueue *irq[SIM_MAX_QUEUES];
 	unsigned int i, nirq = 0;
 	bool was_running, gave_up;
+	unsigned long used = 0;
 
 	mutex_lock(&sim->lock);
 	was_running = sim_running(sim);
 	/* A give-up on one queue stops the device: the rest wait. */
-	for (i = 0; i < sim->nqueues && sim_running(sim); i++) {
-		struct sim_queue *q = &sim->queues[i];
+	if (sim->cons) {
+		used = sim_cons_run(sim);
+	} else {
+		for (i = 0; i < sim->nqueues && sim_running(sim); i++) {
+			struct sim_queue *q = &sim->queues[i];
 
-		if (q->ready && sim_serve_queue(sim, q))
-			irq[nirq++] = q->vq;
+			if (q->ready && sim_serve_queue(sim, q))
+				used |= BIT(i);
+		}
 	}
+	for_each_set_bit(i, &used, sim->nqueues)
+		if (sim_wants_irq(&sim->queues[i]))
+			irq[nirq++] = sim->queues[i].vq;
 	/* Only a give-up of this run, not an older one, interrupts. */
 	gave_up = was_running && (sim->status & VIRTIO_CONFIG_S_NEEDS_RESET);
 	mutex_unlock(&sim->lock);
@@ -641,6 +1084,8 @@ static void sim_reset_complete(struct revirt_sim *sim)
 		WRITE_ONCE(sim->status, 0);
 		for (i = 0; i < sim->nqueues; i++)
 			sim_queue_forget(&sim->queues[i]);
+		if (sim->cons)
+			sim_cons_reset(sim->cons);
 		sim->generation++;
 	}
 	mutex_unlock(&sim->lock);
@@ -769,8 +1214,10 @@ static u64 sim_get_features(struct revirt_device *vdev)
 		features |= BIT_ULL(VIRTIO_BLK_F_SEG_MAX) |
 			    BIT_ULL(VIRTIO_BLK_F_BLK_SIZE) |
 			    BIT_ULL(VIRTIO_BLK_F_FLUSH);
-	if (sim->nqueues > 1)
+	if (sim->kind == SIM_BLK && sim->nqueues > 1)
 		features |= BIT_ULL(VIRTIO_BLK_F_MQ);
+	if (sim->kind == SIM_CONS)
+		features |= BIT_ULL(VIRTIO_CONSOLE_F_MULTIPORT);
 	return features;
 }
 
@@ -805,7 +1252,16 @@ static void sim_get(struct revirt_device *vdev, unsigned int offset,
 static void sim_set(struct revirt_device *vdev, unsigned int offset,
 		    const void *buf, unsigned int len)
 {
-	/* Nothing in these devices' config is writable. */
+	struct revirt_sim *sim = to_sim(vdev);
+	__le32 wr = 0;
+
+	/* Only a console's emergency write register is writable: logged. */
+	if (sim->kind != SIM_CONS || len > sizeof(wr) ||
+	    offset != offsetof(struct virtio_console_config, emerg_wr))
+		return;
+	memcpy(&wr, buf, len);
+	dev_info_ratelimited(&vdev->dev, "revirt_sim: emergency write 0x%02x\n",
+			     le32_to_cpu(wr) & 0xff);
 }
 
 static u32 sim_generation(struct revirt_device *vdev)
@@ -886,12 +1342,14 @@ static int sim_find_vqs(struct revirt_device *vdev, unsigned int nvqs,
 			const struct revirt_vq_info info[])
 {
 	struct revirt_sim *sim = to_sim(vdev);
-	unsigned int i, num = sim->kind == SIM_RNG ? SIM_RNG_QUEUE_SIZE :
-						     SIM_BLK_QUEUE_SIZE;
+	unsigned int i, num = sim_queue_size(sim);
 	struct revirt_virtqueue *vq;
 	int err;
 
-	/* Fewer are fine: one, for a driver that masked VIRTIO_BLK_F_MQ off. */
+	/*
+	 * Fewer are fine: one, for a driver that masked VIRTIO_BLK_F_MQ off;
+	 * two, for a console without VIRTIO_CONSOLE_F_MULTIPORT.
+	 */
 	if (!nvqs || nvqs > sim->nqueues) {
 		dev_err(&vdev->dev, "revirt_sim: %u queues asked, the device has %u\n",
 			nvqs, sim->nqueues);
@@ -1134,6 +1592,37 @@ static int sim_queue_requests_show(struct seq_file *m, void *unused)
 
 DEFINE_SHOW_ATTRIBUTE(sim_queue_requests);
 
+static int sim_port_bytes_show(struct seq_file *m, void *unused)
+{
+	struct revirt_sim *sim = m->private;
+	unsigned int i;
+
+	mutex_lock(&sim->lock);
+	for (i = 0; i < sim->cons->nports; i++)
+		seq_printf(m, "%s%llu", i ? " " : "", sim->cons->ports[i].bytes);
+	mutex_unlock(&sim->lock);
+	seq_putc(m, '\n');
+	return 0;
+}
+
+DEFINE_SHOW_ATTRIBUTE(sim_port_bytes);
+
+static int sim_port_guest_open_show(struct seq_file *m, void *unused)
+{
+	struct revirt_sim *sim = m->private;
+	unsigned int i;
+
+	mutex_lock(&sim->lock);
+	for (i = 0; i < sim->cons->nports; i++)
+		seq_printf(m, "%s%d", i ? " " : "",
+			   sim->cons->ports[i].guest_open);
+	mutex_unlock(&sim->lock);
+	seq_putc(m, '\n');
+	return 0;
+}
+
+DEFINE_SHOW_ATTRIBUTE(sim_port_guest_open);
+
 static void sim_debugfs_init(struct revirt_sim *sim)
 {
 	unsigned int i;
@@ -1141,6 +1630,8 @@ static void sim_debugfs_init(struct revirt_sim *sim)
 	sim->debugfs = debugfs_create_dir(dev_name(&sim->vdev.dev),
 					  sim_debugfs_root);
 	for (i = 0; i < ARRAY_SIZE(sim_knobs); i++) {
+		if (sim_knobs[i].console && !sim->cons)
+			continue;
 		sim->knob_files[i].sim = sim;
 		sim->knob_files[i].knob = &sim_knobs[i];
 		debugfs_create_file_unsafe(sim_knobs[i].name, 0600,
@@ -1158,15 +1649,33 @@ static void sim_debugfs_init(struct revirt_sim *sim)
 	/* A seq_file has no guard of its own: the full debugfs proxy. */
 	debugfs_create_file("queue_requests", 0400, sim->debugfs, sim,
 			    &sim_queue_requests_fops);
+	if (!sim->cons)
+		return;
+	debugfs_create_file("port_bytes", 0400, sim->debugfs, sim,
+			    &sim_port_bytes_fops);
+	debugfs_create_file("port_guest_open", 0400, sim->debugfs, sim,
+			    &sim_port_guest_open_fops);
 }
 
 /* ---- devices ----------------------------------------------------------- */
+
+static void sim_cons_free(struct sim_console *cons)
+{
+	unsigned int i;
+
+	if (!cons)
+		return;
+	for (i = 0; i < cons->nports; i++)
+		kfifo_free(&cons->ports[i].fifo);
+	kfree(cons);
+}
 
 static void sim_release(struct device *dev)
 {
 	struct revirt_sim *sim = to_sim(dev_to_revirt(dev));
 
 	vfree(sim->disk);
+	sim_cons_free(sim->cons);
 	kfree(sim);
 }
 
@@ -1178,13 +1687,40 @@ static int sim_blk_init(struct revirt_sim *sim, unsigned int nr)
 	sim->disk = vzalloc(sim->capacity * SIM_SECTOR_SIZE);
 	if (!sim->disk)
 		return -ENOMEM;
-	sim->config.capacity = __cpu_to_virtio64(true, sim->capacity);
-	sim->config.seg_max = __cpu_to_virtio32(true, SIM_BLK_QUEUE_SIZE - 2);
-	sim->config.blk_size = __cpu_to_virtio32(true, SIM_SECTOR_SIZE);
+	sim->config.blk.capacity = __cpu_to_virtio64(true, sim->capacity);
+	sim->config.blk.seg_max = __cpu_to_virtio32(true,
+						    SIM_BLK_QUEUE_SIZE - 2);
+	sim->config.blk.blk_size = __cpu_to_virtio32(true, SIM_SECTOR_SIZE);
 	if (sim->nqueues > 1)
-		sim->config.num_queues = __cpu_to_virtio16(true, sim->nqueues);
-	sim->config_len = sizeof(sim->config);
+		sim->config.blk.num_queues = __cpu_to_virtio16(true,
+							       sim->nqueues);
+	sim->config_len = sizeof(sim->config.blk);
 	snprintf(sim->serial, sizeof(sim->serial), "rvsim-%u", nr);
+	return 0;
+}
+
+/* Ports 1.. are named "simportM"; port 0 is the console. 80x25. */
+static int sim_cons_init(struct revirt_sim *sim)
+{
+	struct sim_console *cons;
+	unsigned int i;
+	int err;
+
+	cons = kzalloc(sizeof(*cons), GFP_KERNEL);
+	if (!cons)
+		return -ENOMEM;
+	sim->cons = cons;
+	for (i = 0; i < console_ports; i++) {
+		err = kfifo_alloc(&cons->ports[i].fifo, SIM_CONS_FIFO_BYTES,
+				  GFP_KERNEL);
+		if (err)
+			return err;	/* sim_cons_free() frees the others */
+		cons->nports++;
+	}
+	sim->config.cons.cols = __cpu_to_virtio16(true, 80);
+	sim->config.cons.rows = __cpu_to_virtio16(true, 25);
+	sim->config.cons.max_nr_ports = __cpu_to_virtio32(true, console_ports);
+	sim->config_len = sizeof(sim->config.cons);
 	return 0;
 }
 
@@ -1201,10 +1737,35 @@ static void sim_queues_init(struct revirt_sim *sim, unsigned int n)
 	}
 }
 
+static const char *const sim_kind_names[] = {
+	[SIM_RNG] = "entropy",
+	[SIM_BLK] = "block",
+	[SIM_CONS] = "console",
+};
+
+static const u32 sim_kind_ids[] = {
+	[SIM_RNG] = VIRTIO_ID_RNG,
+	[SIM_BLK] = VIRTIO_ID_BLOCK,
+	[SIM_CONS] = VIRTIO_ID_CONSOLE,
+};
+
+/* Queues of a device: a console has two per port and two for control. */
+static unsigned int sim_nqueues(enum sim_kind kind)
+{
+	switch (kind) {
+	case SIM_RNG:
+		return 1;
+	case SIM_BLK:
+		return blk_queues;
+	default:
+		return 2 * console_ports + 2;
+	}
+}
+
 static struct revirt_sim *sim_create(enum sim_kind kind, unsigned int nr)
 {
 	struct revirt_sim *sim;
-	int err;
+	int err = 0;
 
 	sim = kzalloc(sizeof(*sim), GFP_KERNEL);
 	if (!sim)
@@ -1214,19 +1775,21 @@ static struct revirt_sim *sim_create(enum sim_kind kind, unsigned int nr)
 	mutex_init(&sim->lock);
 	INIT_WORK(&sim->work, sim_work);
 	INIT_DELAYED_WORK(&sim->reset_work, sim_reset_work);
-	sim_queues_init(sim, kind == SIM_RNG ? 1 : blk_queues);
+	sim_queues_init(sim, sim_nqueues(kind));
 	sim->faults.fault_queue = SIM_ANY_QUEUE;
-	sim->vdev.id.device = kind == SIM_RNG ? VIRTIO_ID_RNG : VIRTIO_ID_BLOCK;
+	sim->vdev.id.device = sim_kind_ids[kind];
 	sim->vdev.id.vendor = REVIRT_SIM_VENDOR;
 	sim->vdev.config = &sim_config_ops;
 	sim->vdev.dev.parent = &sim_parent->dev;
 	sim->vdev.dev.release = sim_release;
-	if (kind == SIM_BLK) {
+	if (kind == SIM_BLK)
 		err = sim_blk_init(sim, nr);
-		if (err) {
-			kfree(sim);
-			return ERR_PTR(err);
-		}
+	else if (kind == SIM_CONS)
+		err = sim_cons_init(sim);
+	if (err) {
+		sim_cons_free(sim->cons);
+		kfree(sim);
+		return ERR_PTR(err);
 	}
 
 	err = revirt_register_device(&sim->vdev);
@@ -1236,7 +1799,7 @@ static struct revirt_sim *sim_create(enum sim_kind kind, unsigned int nr)
 	}
 	sim_debugfs_init(sim);
 	dev_info(&sim->vdev.dev, "revirt_sim: simulated %s device\n",
-		 kind == SIM_RNG ? "entropy" : "block");
+		 sim_kind_names[kind]);
 	return sim;
 }
 
@@ -1287,9 +1850,14 @@ static int __init sim_init(void)
 	};
 	int err;
 
-	if (!blk_queues || blk_queues > SIM_MAX_QUEUES) {
+	if (!blk_queues || blk_queues > SIM_BLK_MAX_QUEUES) {
 		pr_err("revirt_sim: blk_queues=%u: 1 to %u queues\n",
-		       blk_queues, SIM_MAX_QUEUES);
+		       blk_queues, SIM_BLK_MAX_QUEUES);
+		return -EINVAL;
+	}
+	if (!console_ports || console_ports > SIM_CONS_MAX_PORTS) {
+		pr_err("revirt_sim: console_ports=%u: 1 to %u ports\n",
+		       console_ports, SIM_CONS_MAX_PORTS);
 		return -EINVAL;
 	}
 	sim_parent = platform_device_register_full(&parent_info);
@@ -1300,6 +1868,8 @@ static int __init sim_init(void)
 	err = sim_create_all(SIM_RNG, rng);
 	if (!err)
 		err = sim_create_all(SIM_BLK, blk);
+	if (!err)
+		err = sim_create_all(SIM_CONS, console);
 	if (err)
 		goto destroy;
 	return 0;
