@@ -364,6 +364,7 @@ static bool rvcon_rx_collect(struct rvcon *con, struct revirt_virtqueue *vq)
 		}
 		/* The ring refused lengths beyond the buffer; stay inside it. */
 		buf->len = min_t(size_t, len, buf->size);
+		buf->offset = 0;	/* a buffer read before comes back */
 		if (!buf->len) {
 			rvcon_rx_give(con, id, buf);
 			continue;
