@@ -62,6 +62,7 @@
 #define RVCON_CTRL_SIZE		256
 #define RVCON_CTRL_BACKLOG	64	/* control messages waiting for room */
 #define RVCON_FSYNC_TIMEOUT	(5 * HZ)
+#define RVCON_DRAIN_TIMEOUT	(2 * HZ)	/* remove: all ports together */
 
 /* Queue indexes of the layout above. */
 #define RVCON_CTRL_RX		2
@@ -931,6 +932,111 @@ static void rvcon_port_release(struct device *dev)
 	kfree(port);
 }
 
+/*
+ * Unbind and rmmod of a driver must not lose a byte: what a port received
+ * and nobody read yet, and what was written and the device never took,
+ * is parked when the driver lets the device go, and the same port of the
+ * same device takes it back when a driver binds again.  The device
+ * (revirtN) stays registered across a driver's unbind; its parent's name
+ * guards against a new device that got the same number.  rmmod of
+ * revirt_console drops what is parked.
+ */
+struct rvcon_parked {
+	struct list_head node;		/* in rvcon_parked_list */
+	unsigned int index;		/* revirtN */
+	const char *parent;		/* the transport's device */
+	u32 id;				/* the port */
+	struct list_head rx;		/* struct rvcon_buf, as rx_ready */
+	struct list_head tx;		/* struct rvcon_buf, as tx_pending */
+	size_t tx_bytes;
+};
+
+static LIST_HEAD(rvcon_parked_list);
+static DEFINE_MUTEX(rvcon_parked_lock);	/* the list */
+
+static void rvcon_parked_free(struct rvcon_parked *pk)
+{
+	struct rvcon_buf *buf, *tmp;
+
+	list_for_each_entry_safe(buf, tmp, &pk->rx, node)
+		rvcon_buf_free(buf);
+	list_for_each_entry_safe(buf, tmp, &pk->tx, node)
+		rvcon_buf_free(buf);
+	list_del(&pk->node);
+	kfree_const(pk->parent);
+	kfree(pk);
+}
+
+/* Under ctrl_mutex, the device reset and reclaimed: keep one port's data. */
+static void rvcon_park(struct rvcon *con, struct rvcon_port *port)
+{
+	struct rvcon_parked *pk;
+	unsigned long flags;
+
+	if (list_empty(&port->rx_ready) && list_empty(&port->tx_pending))
+		return;
+	pk = kzalloc(sizeof(*pk), GFP_KERNEL);
+	if (!pk)
+		return;
+	pk->parent = kstrdup_const(dev_name(con->vdev->dev.parent), GFP_KERNEL);
+	if (!pk->parent) {
+		kfree(pk);
+		return;
+	}
+	pk->index = con->index;
+	pk->id = port->id;
+	INIT_LIST_HEAD(&pk->rx);
+	INIT_LIST_HEAD(&pk->tx);
+	spin_lock_irqsave(&con->lock, flags);
+	list_splice_init(&port->rx_ready, &pk->rx);
+	list_splice_init(&port->tx_pending, &pk->tx);
+	pk->tx_bytes = port->tx_bytes;
+	port->tx_bytes = 0;
+	spin_unlock_irqrestore(&con->lock, flags);
+	mutex_lock(&rvcon_parked_lock);
+	list_add_tail(&pk->node, &rvcon_parked_list);
+	mutex_unlock(&rvcon_parked_lock);
+}
+
+static void rvcon_park_all(struct rvcon *con)
+{
+	u32 id;
+
+	for (id = 0; id < RVCON_MAX_PORTS; id++)
+		if (con->ports[id])
+			rvcon_park(con, con->ports[id]);
+}
+
+/* A new port takes back what its predecessor left. */
+static void rvcon_unpark(struct rvcon *con, struct rvcon_port *port)
+{
+	const char *parent = dev_name(con->vdev->dev.parent);
+	struct rvcon_parked *pk, *tmp;
+	unsigned long flags;
+
+	mutex_lock(&rvcon_parked_lock);
+	list_for_each_entry_safe(pk, tmp, &rvcon_parked_list, node) {
+		if (pk->index != con->index || pk->id != port->id ||
+		    strcmp(pk->parent, parent))
+			continue;
+		spin_lock_irqsave(&con->lock, flags);
+		list_splice_tail_init(&pk->rx, &port->rx_ready);
+		list_splice_tail_init(&pk->tx, &port->tx_pending);
+		port->tx_bytes += pk->tx_bytes;
+		spin_unlock_irqrestore(&con->lock, flags);
+		rvcon_parked_free(pk);
+	}
+	mutex_unlock(&rvcon_parked_lock);
+}
+
+static void rvcon_parked_free_all(void)
+{
+	struct rvcon_parked *pk, *tmp;
+
+	list_for_each_entry_safe(pk, tmp, &rvcon_parked_list, node)
+		rvcon_parked_free(pk);
+}
+
 static struct rvcon_port *rvcon_port_create(struct rvcon *con, u32 id)
 {
 	struct rvcon_port *port;
@@ -1038,6 +1144,7 @@ static void rvcon_port_add(struct rvcon *con, u32 id)
 				id, PTR_ERR(port));
 			return;
 		}
+		rvcon_unpark(con, port);
 	} else if (port->attached) {
 		dev_err_ratelimited(&con->vdev->dev, "revirt_console: the device adds port %u twice; ignored\n",
 				    id);
@@ -1352,6 +1459,7 @@ static int rvcon_single_port(struct rvcon *con)
 		port = rvcon_port_create(con, 0);
 		if (IS_ERR(port))
 			return PTR_ERR(port);
+		rvcon_unpark(con, port);
 	}
 	spin_lock_irqsave(&con->lock, flags);
 	con->ports[0] = port;
@@ -1473,25 +1581,61 @@ reset:
 }
 
 /*
- * Remove, and a probe that failed: quiesce, take the ports away (open
- * files see the end), reset, reclaim, delete the queues, free.
+ * Before remove resets the device: what writers gave is sent, for a
+ * bounded time, so that unbind and rmmod lose no byte write() took from a
+ * program while the device and the host take them.
+ */
+static void rvcon_drain(struct rvcon *con)
+{
+	unsigned long deadline = jiffies + RVCON_DRAIN_TIMEOUT;
+	struct rvcon_port *port;
+	unsigned long flags;
+	bool waiting;
+	u32 id;
+
+	for (id = 0; id < RVCON_MAX_PORTS; id++) {
+		spin_lock_irqsave(&con->lock, flags);
+		port = con->ports[id];
+		waiting = port && !list_empty(&port->tx_pending) &&
+			  rvcon_tx_open(port);
+		if (waiting)
+			get_device(&port->dev);
+		spin_unlock_irqrestore(&con->lock, flags);
+		if (!waiting)
+			continue;
+		wait_event_timeout(port->waitq,
+				   rvcon_locked(port, rvcon_tx_drained) ||
+				   !rvcon_locked(port, rvcon_tx_open),
+				   max_t(long, deadline - jiffies, 0));
+		put_device(&port->dev);
+	}
+}
+
+/*
+ * Remove, and a probe that failed: send what is pending, quiesce, reset,
+ * reclaim, park what is left, take the ports away (open files see the
+ * end), delete the queues, free.
  */
 static void rvcon_teardown(struct rvcon *con)
 {
 	struct revirt_device *vdev = con->vdev;
 	unsigned long flags;
 
+	rvcon_drain(con);
 	spin_lock_irqsave(&con->lock, flags);
 	con->removing = true;
 	spin_unlock_irqrestore(&con->lock, flags);
 	mutex_lock(&con->ctrl_mutex);
 	rvcon_stop(con);
-	rvcon_remove_ports_from(con, 0);
 	revirt_reset_device(vdev);
 	mutex_unlock(&con->ctrl_mutex);
 	/* No callback after the reset: nothing schedules the work again. */
 	cancel_work_sync(&con->ctrl_work);
+	mutex_lock(&con->ctrl_mutex);
 	rvcon_reclaim(con);
+	rvcon_park_all(con);
+	rvcon_remove_ports_from(con, 0);
+	mutex_unlock(&con->ctrl_mutex);
 	rvcon_del_vqs(con);
 	vdev->priv = NULL;
 	kref_put(&con->kref, rvcon_free);
@@ -1546,6 +1690,7 @@ unregister_region:
 static void __exit rvcon_exit(void)
 {
 	revirt_unregister_driver(&rvcon_driver);
+	rvcon_parked_free_all();
 	class_unregister(&rvcon_class);
 	unregister_chrdev_region(rvcon_devt, RVCON_MINORS);
 }
