@@ -973,13 +973,18 @@ static void rvcon_park(struct rvcon *con, struct rvcon_port *port)
 	struct rvcon_parked *pk;
 	unsigned long flags;
 
-	if (list_empty(&port->rx_ready) && list_empty(&port->tx_pending))
-		return;
 	pk = kzalloc(sizeof(*pk), GFP_KERNEL);
-	if (!pk)
-		return;
-	pk->parent = kstrdup_const(dev_name(con->vdev->dev.parent), GFP_KERNEL);
-	if (!pk->parent) {
+	if (pk)
+		pk->parent = kstrdup_const(dev_name(con->vdev->dev.parent),
+					   GFP_KERNEL);
+	spin_lock_irqsave(&con->lock, flags);
+	/* From here a writer gets -ENODEV: nothing is added behind our back. */
+	port->removed = true;
+	if (!pk || !pk->parent ||
+	    (list_empty(&port->rx_ready) && list_empty(&port->tx_pending))) {
+		spin_unlock_irqrestore(&con->lock, flags);
+		if (pk)
+			kfree_const(pk->parent);
 		kfree(pk);
 		return;
 	}
@@ -987,7 +992,6 @@ static void rvcon_park(struct rvcon *con, struct rvcon_port *port)
 	pk->id = port->id;
 	INIT_LIST_HEAD(&pk->rx);
 	INIT_LIST_HEAD(&pk->tx);
-	spin_lock_irqsave(&con->lock, flags);
 	list_splice_init(&port->rx_ready, &pk->rx);
 	list_splice_init(&port->tx_pending, &pk->tx);
 	pk->tx_bytes = port->tx_bytes;
