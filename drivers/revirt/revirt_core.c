@@ -51,37 +51,89 @@ void revirt_add_status(struct revirt_device *vdev, u8 status)
 }
 EXPORT_SYMBOL_GPL(revirt_add_status);
 
+/* Every queue refuses new buffers and its callback stops. */
+static void revirt_mark_vqs_broken(struct revirt_device *vdev)
+{
+	struct revirt_virtqueue *vq;
+
+	list_for_each_entry(vq, &vdev->vqs, list)
+		revirt_vq_mark_broken(vq);
+}
+
 /**
  * revirt_reset_device - reset a device and wait until it completed
  * @vdev: the device
  *
  * After a successful return the device uses none of its queues and no
  * callback of the device runs; the driver may reclaim its buffers.  A
- * device that does not complete the reset in time is marked broken.
+ * device that does not complete the reset in time is marked broken.  A
+ * device that is gone is not asked at all: nothing would answer.
  *
- * Return: 0, or the transport's error (-ETIMEDOUT for a reset that did
- * not complete).
+ * Return: 0, -ENODEV for a device that is gone, or the transport's error
+ * (-ETIMEDOUT for a reset that did not complete).
  */
 int revirt_reset_device(struct revirt_device *vdev)
 {
-	struct revirt_virtqueue *vq;
 	int err;
 
 	atomic_inc(&vdev->resets);
-	err = vdev->config->reset(vdev);
+	err = READ_ONCE(vdev->gone) ? -ENODEV : vdev->config->reset(vdev);
 	if (!err) {
 		vdev->broken = false;
 		return 0;
 	}
-	if (!vdev->broken)
+	/* The transport may have found the device gone during the reset. */
+	if (!vdev->broken && !READ_ONCE(vdev->gone))
 		dev_err(&vdev->dev, "reset did not complete (%d): device marked broken\n",
 			err);
 	vdev->broken = true;
-	list_for_each_entry(vq, &vdev->vqs, list)
-		revirt_vq_mark_broken(vq);
-	return err;
+	revirt_mark_vqs_broken(vdev);
+	return READ_ONCE(vdev->gone) ? -ENODEV : err;
 }
 EXPORT_SYMBOL_GPL(revirt_reset_device);
+
+/**
+ * revirt_device_gone - report a device that no longer answers
+ * @vdev: the device
+ * @why: what the transport saw, for the message ("status reads 0xff")
+ *
+ * For transports: a register read all-ones where the device cannot hold
+ * that value, a function the bus says is no longer present, a magic value
+ * that does not read back.  Waiting out a reset bound for such a device is
+ * pointless, so it is broken at once: its queues refuse new buffers and
+ * their callbacks stop, every later reset fails with -ENODEV without
+ * touching the device, and the core stops the bound driver from a work
+ * item (its device_gone operation, then its reinit, which fails the
+ * requests in flight, or its removal).  Only the first report of a device
+ * counts; one line says so.  May be called in any context: it only sets
+ * flags and schedules work.  The device stays gone until the transport
+ * lets it go and registers it again.
+ */
+void revirt_device_gone(struct revirt_device *vdev, const char *why)
+{
+	unsigned long flags;
+	bool first;
+
+	spin_lock_irqsave(&vdev->config_lock, flags);
+	first = !vdev->gone;
+	WRITE_ONCE(vdev->gone, true);
+	WRITE_ONCE(vdev->broken, true);
+	if (first && !vdev->unregistering) {
+		vdev->reset_requested = true;
+		schedule_work(&vdev->recover_work);
+	}
+	spin_unlock_irqrestore(&vdev->config_lock, flags);
+	if (!first)
+		return;
+	dev_err(&vdev->dev, "device is gone (%s)\n", why);
+	/*
+	 * The queue list changes only in find_vqs and del_vqs, after the
+	 * transport synchronised or freed its interrupts, which is where
+	 * this may run.
+	 */
+	revirt_mark_vqs_broken(vdev);
+}
+EXPORT_SYMBOL_GPL(revirt_device_gone);
 
 /**
  * revirt_device_ready - tell the device the driver is ready (DRIVER_OK)
@@ -478,6 +530,27 @@ static void revirt_recover_vqs(struct revirt_device *vdev)
 	}
 }
 
+/*
+ * A device that is gone: the driver wakes what waits for the device, then
+ * is stopped through the path of a reset, which fails at once; a driver
+ * with reinit stays bound and fails its I/O, any other is removed (and
+ * not probed again: the device is broken).  Once: later requests merge.
+ */
+static void revirt_recover_gone(struct revirt_device *vdev)
+{
+	struct revirt_driver *drv;
+
+	if (!revirt_take_reset_request(vdev))
+		return;
+	device_lock(&vdev->dev);
+	drv = vdev->dev.driver ? drv_to_revirt(vdev->dev.driver) : NULL;
+	if (drv && drv->device_gone)
+		drv->device_gone(vdev);
+	device_unlock(&vdev->dev);
+	if (drv)
+		revirt_driver_reset(vdev);
+}
+
 static void revirt_recover_work(struct work_struct *work)
 {
 	struct revirt_device *vdev =
@@ -485,6 +558,11 @@ static void revirt_recover_work(struct work_struct *work)
 	int err = 0;
 
 	mutex_lock(&vdev->reprobe_lock);
+	if (READ_ONCE(vdev->gone)) {
+		revirt_recover_gone(vdev);
+		mutex_unlock(&vdev->reprobe_lock);
+		return;
+	}
 	if (vdev->config->get_status(vdev) & VIRTIO_CONFIG_S_NEEDS_RESET) {
 		dev_warn(&vdev->dev, "device needs a reset: resetting it and setting it up again\n");
 		err = revirt_reprobe(vdev);
@@ -894,6 +972,14 @@ int revirt_register_device(struct revirt_device *vdev)
 	int err;
 
 	device_initialize(&vdev->dev);
+	INIT_LIST_HEAD(&vdev->vqs);
+	spin_lock_init(&vdev->config_lock);
+	INIT_WORK(&vdev->config_work, revirt_config_work);
+	mutex_init(&vdev->reprobe_lock);
+	INIT_WORK(&vdev->recover_work, revirt_recover_work);
+	vdev->features_mask = ~0ULL;
+	atomic_set(&vdev->resets, 0);
+
 	err = ida_alloc(&revirt_index_ida, GFP_KERNEL);
 	if (err < 0)
 		return err;
@@ -902,14 +988,6 @@ int revirt_register_device(struct revirt_device *vdev)
 	err = dev_set_name(&vdev->dev, "revirt%u", vdev->index);
 	if (err)
 		goto free_index;
-
-	INIT_LIST_HEAD(&vdev->vqs);
-	spin_lock_init(&vdev->config_lock);
-	INIT_WORK(&vdev->config_work, revirt_config_work);
-	mutex_init(&vdev->reprobe_lock);
-	INIT_WORK(&vdev->recover_work, revirt_recover_work);
-	vdev->features_mask = ~0ULL;
-	atomic_set(&vdev->resets, 0);
 
 	/* A previous driver, or the firmware, may have left it running. */
 	err = revirt_reset_and_ack(vdev);
@@ -921,6 +999,8 @@ int revirt_register_device(struct revirt_device *vdev)
 	return 0;
 
 free_index:
+	/* A device found gone by the first reset scheduled its recovery. */
+	cancel_work_sync(&vdev->recover_work);
 	ida_free(&revirt_index_ida, vdev->index);
 	return err;
 }
@@ -946,7 +1026,9 @@ void revirt_unregister_device(struct revirt_device *vdev)
 	/* Keep the structure, which the transport owns, for the last reset. */
 	get_device(&vdev->dev);
 	device_unregister(&vdev->dev);
-	vdev->config->reset(vdev);
+	/* Nothing answers a device that is gone: do not wait for it. */
+	if (!READ_ONCE(vdev->gone))
+		vdev->config->reset(vdev);
 	put_device(&vdev->dev);
 	ida_free(&revirt_index_ida, index);
 }

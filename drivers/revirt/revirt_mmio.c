@@ -73,9 +73,28 @@ static inline struct revirt_mmio_device *to_rvm(struct revirt_device *vdev)
 	return container_of(vdev, struct revirt_mmio_device, vdev);
 }
 
+/*
+ * A device whose MagicValue no longer reads "virt" was taken away (or its
+ * region now answers with something else): tell the core, once.
+ */
+static bool rvm_gone(struct revirt_mmio_device *rvm)
+{
+	u32 magic = readl(rvm->base + VIRTIO_MMIO_MAGIC_VALUE);
+	char why[48];
+
+	if (magic == REVIRT_MMIO_MAGIC)
+		return false;
+	snprintf(why, sizeof(why), "MagicValue reads 0x%08x", magic);
+	revirt_device_gone(&rvm->vdev, why);
+	return true;
+}
+
 static u8 rvm_get_status(struct revirt_device *vdev)
 {
-	return readl(to_rvm(vdev)->base + VIRTIO_MMIO_STATUS) & 0xff;
+	struct revirt_mmio_device *rvm = to_rvm(vdev);
+
+	rvm_gone(rvm);
+	return readl(rvm->base + VIRTIO_MMIO_STATUS) & 0xff;
 }
 
 static void rvm_set_status(struct revirt_device *vdev, u8 status)
@@ -90,6 +109,9 @@ static int rvm_wait_zero(struct revirt_mmio_device *rvm, unsigned int offset)
 	unsigned long deadline = jiffies + msecs_to_jiffies(reset_timeout_ms);
 
 	while (readl(rvm->base + offset)) {
+		/* Nothing completes on a device that is gone. */
+		if (rvm_gone(rvm))
+			return -ENODEV;
 		if (time_after(jiffies, deadline))
 			return -ETIMEDOUT;
 		usleep_range(500, 1000);
@@ -102,6 +124,8 @@ static int rvm_reset(struct revirt_device *vdev)
 	struct revirt_mmio_device *rvm = to_rvm(vdev);
 	int err;
 
+	if (rvm_gone(rvm))
+		return -ENODEV;
 	writel(0, rvm->base + VIRTIO_MMIO_STATUS);
 	if (rvm->version >= 2) {
 		err = rvm_wait_zero(rvm, VIRTIO_MMIO_STATUS);
@@ -224,6 +248,10 @@ static irqreturn_t rvm_interrupt(int irq, void *data)
 
 	status = readl(rvm->base + VIRTIO_MMIO_INTERRUPT_STATUS);
 	if (!status)
+		return IRQ_NONE;
+	/* Bits beyond the two defined ones: is anybody still there? */
+	if ((status & ~(VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG)) &&
+	    rvm_gone(rvm))
 		return IRQ_NONE;
 	writel(status, rvm->base + VIRTIO_MMIO_INTERRUPT_ACK);
 

@@ -48,6 +48,7 @@ struct revirt_pci_vq {
  * @deactivate_vq: take a queue away from the device
  * @set_config_vector: route config interrupts; returns the vector read back
  * @isr: the interrupt status register
+ * @decode: the PCI_COMMAND bit without which the registers do not answer
  */
 struct revirt_pci_layout {
 	const struct revirt_config_ops *config;
@@ -60,6 +61,7 @@ struct revirt_pci_layout {
 			      struct revirt_pci_vq *pvq);
 	u16 (*set_config_vector)(struct revirt_pci_device *rvp, u16 vector);
 	u8 __iomem *(*isr)(struct revirt_pci_device *rvp);
+	u16 decode;
 };
 
 /**
@@ -122,6 +124,9 @@ void revirt_pci_synchronize_vq_irq(struct revirt_pci_device *rvp,
 				   struct revirt_pci_vq *pvq);
 unsigned int revirt_pci_max_vq_size(struct revirt_virtqueue *vq);
 bool revirt_pci_notify(struct revirt_virtqueue *vq);
+bool revirt_pci_gone(struct revirt_pci_device *rvp, u32 val, u32 ones,
+		     const char *reg);
+bool revirt_pci_unreachable(struct revirt_pci_device *rvp);
 
 /* Layout probes: set up @rvp or return -ENODEV if the layout is absent. */
 int revirt_pci_modern_probe(struct revirt_pci_device *rvp);

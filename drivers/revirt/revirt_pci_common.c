@@ -82,6 +82,61 @@ unsigned int revirt_pci_max_vq_size(struct revirt_virtqueue *vq)
 	return ((struct revirt_pci_vq *)vq->priv)->max_num;
 }
 
+/**
+ * revirt_pci_gone - report the function gone if a register says so
+ * @rvp: the device
+ * @val: what a read of the register returned
+ * @ones: the register's all-ones value, which the device cannot hold
+ * @reg: the register's name, for the message
+ *
+ * A removed function, or one whose memory decoding was turned off, reads
+ * all-ones everywhere.  The core is told once (revirt_device_gone()).
+ *
+ * Return: true if the device is gone.
+ */
+bool revirt_pci_gone(struct revirt_pci_device *rvp, u32 val, u32 ones,
+		     const char *reg)
+{
+	char why[64];
+
+	if (val != ones)
+		return false;
+	snprintf(why, sizeof(why), "%s reads 0x%x", reg, val);
+	revirt_device_gone(&rvp->vdev, why);
+	return true;
+}
+
+/**
+ * revirt_pci_unreachable - report the function gone if nothing answers
+ * @rvp: the device
+ *
+ * A function the bus lost (pci_device_is_present()), or whose decoding of
+ * the BARs the transport maps was turned off behind the driver's back,
+ * answers no register read: the values read, all-ones on real hardware,
+ * zeroes in QEMU, cannot be trusted.  Only config space is read, which a
+ * host bridge answers in any context.
+ *
+ * Return: true if the device is gone.
+ */
+bool revirt_pci_unreachable(struct revirt_pci_device *rvp)
+{
+	struct pci_dev *pdev = rvp->pdev;
+	char why[64];
+	u16 cmd;
+
+	if (!pci_device_is_present(pdev)) {
+		revirt_device_gone(&rvp->vdev, "no longer present on the PCI bus");
+		return true;
+	}
+	pci_read_config_word(pdev, PCI_COMMAND, &cmd);
+	if (cmd & rvp->layout->decode)
+		return false;
+	snprintf(why, sizeof(why), "%s decoding off, PCI COMMAND 0x%04x",
+		 rvp->layout->decode == PCI_COMMAND_IO ? "I/O" : "memory", cmd);
+	revirt_device_gone(&rvp->vdev, why);
+	return true;
+}
+
 static irqreturn_t revirt_pci_config_irq(int irq, void *data)
 {
 	struct revirt_pci_device *rvp = data;
@@ -110,7 +165,8 @@ static irqreturn_t revirt_pci_intx_irq(int irq, void *data)
 
 	/* Reading the ISR acknowledges the interrupt. */
 	isr = ioread8(rvp->layout->isr(rvp));
-	if (!isr)
+	/* Only bits 0 and 1 exist: all-ones is a function that is gone. */
+	if (!isr || revirt_pci_gone(rvp, isr, 0xff, "ISR"))
 		return IRQ_NONE;
 	if (isr & VIRTIO_PCI_ISR_CONFIG)
 		revirt_config_changed(&rvp->vdev);

@@ -23,7 +23,12 @@
 
 static u8 rvp_legacy_get_status(struct revirt_device *vdev)
 {
-	return ioread8(to_rvp(vdev)->ioaddr + VIRTIO_PCI_STATUS);
+	struct revirt_pci_device *rvp = to_rvp(vdev);
+	u8 status = ioread8(rvp->ioaddr + VIRTIO_PCI_STATUS);
+
+	if (!revirt_pci_gone(rvp, status, 0xff, "status"))
+		revirt_pci_unreachable(rvp);
+	return status;
 }
 
 static void rvp_legacy_set_status(struct revirt_device *vdev, u8 status)
@@ -38,7 +43,9 @@ static int rvp_legacy_reset(struct revirt_device *vdev)
 
 	iowrite8(0, rvp->ioaddr + VIRTIO_PCI_STATUS);
 	/* Flush the write: the device has reset when it completes. */
-	ioread8(rvp->ioaddr + VIRTIO_PCI_STATUS);
+	if (revirt_pci_gone(rvp, ioread8(rvp->ioaddr + VIRTIO_PCI_STATUS),
+			    0xff, "status") || revirt_pci_unreachable(rvp))
+		return -ENODEV;
 	revirt_pci_synchronize_irqs(rvp);
 	return 0;
 }
@@ -171,6 +178,7 @@ static const struct revirt_pci_layout rvp_legacy_layout = {
 	.deactivate_vq = rvp_legacy_deactivate_vq,
 	.set_config_vector = rvp_legacy_set_config_vector,
 	.isr = rvp_legacy_isr,
+	.decode = PCI_COMMAND_IO,
 };
 
 /**

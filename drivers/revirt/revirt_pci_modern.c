@@ -41,22 +41,37 @@ MODULE_PARM_DESC(reset_timeout_ms,
 #define RVP_COMMON_QUEUE_RESET		58
 #define RVP_COMMON_LEN_QUEUE_RESET	60
 
-/* Poll @reg until it reads 0, bounded by reset_timeout_ms. */
-static int rvp_modern_wait_zero(void __iomem *reg, bool wide)
+/*
+ * Poll @reg until it reads 0, bounded by reset_timeout_ms.  All-ones (a
+ * status byte, a queue_reset of 0 or 1 cannot be that) ends the wait at
+ * once: nothing will complete.  A 0 counts only from a function that
+ * still answers: one whose BARs stopped decoding reads 0 in QEMU.
+ */
+static int rvp_modern_wait_zero(struct revirt_pci_device *rvp,
+				void __iomem *reg, bool wide, const char *name)
 {
 	unsigned long deadline = jiffies + msecs_to_jiffies(reset_timeout_ms);
+	u16 val;
 
-	while (wide ? ioread16(reg) : ioread8(reg)) {
+	while ((val = wide ? ioread16(reg) : ioread8(reg))) {
+		if (revirt_pci_gone(rvp, val, wide ? 0xffff : 0xff, name))
+			return -ENODEV;
 		if (time_after(jiffies, deadline))
-			return -ETIMEDOUT;
+			return revirt_pci_unreachable(rvp) ? -ENODEV : -ETIMEDOUT;
 		usleep_range(500, 1000);
 	}
-	return 0;
+	return revirt_pci_unreachable(rvp) ? -ENODEV : 0;
 }
 
 static u8 rvp_modern_get_status(struct revirt_device *vdev)
 {
-	return ioread8(&to_rvp(vdev)->common->device_status);
+	struct revirt_pci_device *rvp = to_rvp(vdev);
+	u8 status = ioread8(&rvp->common->device_status);
+
+	/* Not a hot path: a status read also asks whether anybody answers. */
+	if (!revirt_pci_gone(rvp, status, 0xff, "device_status"))
+		revirt_pci_unreachable(rvp);
+	return status;
 }
 
 static void rvp_modern_set_status(struct revirt_device *vdev, u8 status)
@@ -72,7 +87,8 @@ static int rvp_modern_reset(struct revirt_device *vdev)
 	int err;
 
 	iowrite8(0, &rvp->common->device_status);
-	err = rvp_modern_wait_zero(&rvp->common->device_status, false);
+	err = rvp_modern_wait_zero(rvp, &rvp->common->device_status, false,
+				   "device_status");
 	if (err)
 		return err;
 	revirt_pci_synchronize_irqs(rvp);
@@ -267,7 +283,7 @@ static int rvp_modern_reset_vq(struct revirt_virtqueue *vq)
 
 	iowrite16(vq->index, &rvp->common->queue_select);
 	iowrite16(1, reset);
-	err = rvp_modern_wait_zero(reset, true);
+	err = rvp_modern_wait_zero(rvp, reset, true, "queue_reset");
 	if (err)
 		return err;
 	revirt_pci_synchronize_vq_irq(rvp, vq->priv);
@@ -317,6 +333,7 @@ static const struct revirt_pci_layout rvp_modern_layout = {
 	.deactivate_vq = rvp_modern_deactivate_vq,
 	.set_config_vector = rvp_modern_set_config_vector,
 	.isr = rvp_modern_isr,
+	.decode = PCI_COMMAND_MEMORY,
 };
 
 /* One capability found in config space. */

@@ -105,7 +105,9 @@ struct revirt_config_ops {
  * @resets: resets since registration (sysfs resets)
  * @queue_resets: resets of one queue since registration (sysfs
  *	queue_resets)
- * @broken: the device failed to reset; no driver is bound any more
+ * @broken: the device failed to reset, or is gone; its queues are broken
+ * @gone: the transport found the device gone (revirt_device_gone()): it
+ *	stays broken and every later reset fails with -ENODEV at once
  * @config_lock: protects @config_enabled and @config_change_pending
  * @config_enabled: config-change callbacks may reach the driver
  * @config_change_pending: a change arrived while callbacks were disabled
@@ -131,6 +133,7 @@ struct revirt_device {
 	atomic_t resets;
 	atomic_t queue_resets;
 	bool broken;
+	bool gone;
 	spinlock_t config_lock;		/* config_enabled, _pending */
 	bool config_enabled;
 	bool config_change_pending;
@@ -177,6 +180,10 @@ static inline struct revirt_device *dev_to_revirt(struct device *dev)
  *	revirt_vq_enable().  Returns -EOPNOTSUPP if the device cannot reset
  *	one queue, -EINVAL for a size the device refused (the queue runs on
  *	at its old size); after another error the core resets the device.
+ * @device_gone: optional; the device is gone (revirt_device_gone()) and
+ *	its queues are broken: wake whatever waits for an answer of the
+ *	device, which will never come.  Called from a work item, under the
+ *	device lock, before the core stops the driver (reinit, or remove).
  */
 struct revirt_driver {
 	struct device_driver driver;
@@ -189,6 +196,7 @@ struct revirt_driver {
 	int (*reinit)(struct revirt_device *vdev);
 	int (*reset_vq)(struct revirt_device *vdev, unsigned int index,
 			unsigned int num);
+	void (*device_gone)(struct revirt_device *vdev);
 };
 
 static inline struct revirt_driver *drv_to_revirt(struct device_driver *drv)
@@ -208,6 +216,7 @@ int revirt_register_device(struct revirt_device *vdev);
 void revirt_unregister_device(struct revirt_device *vdev);
 
 int revirt_reset_device(struct revirt_device *vdev);
+void revirt_device_gone(struct revirt_device *vdev, const char *why);
 int revirt_renegotiate(struct revirt_device *vdev);
 void revirt_schedule_reset(struct revirt_device *vdev);
 void revirt_schedule_vq_reset(struct revirt_device *vdev, unsigned int index);
