@@ -727,6 +727,17 @@ static void revirt_balloon_remove(struct revirt_device *vdev)
 	kfree(rb);
 }
 
+/*
+ * A message waiting for the host ends now with -EIO (its queue is broken)
+ * instead of after REVIRT_BALLOON_TIMEOUT, so remove does not wait for it.
+ */
+static void revirt_balloon_device_gone(struct revirt_device *vdev)
+{
+	struct revirt_balloon *rb = vdev->priv;
+
+	wake_up_all(&rb->acked);
+}
+
 static void revirt_balloon_config_changed(struct revirt_device *vdev)
 {
 	struct revirt_balloon *rb = vdev->priv;
@@ -754,6 +765,7 @@ static struct revirt_driver revirt_balloon_driver = {
 	.feature_table_size = ARRAY_SIZE(revirt_balloon_features),
 	.probe = revirt_balloon_probe,
 	.remove = revirt_balloon_remove,
+	.device_gone = revirt_balloon_device_gone,
 	.config_changed = revirt_balloon_config_changed,
 };
 

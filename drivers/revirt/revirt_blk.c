@@ -674,6 +674,14 @@ static enum blk_eh_timer_return rvblk_timeout(struct request *req)
 		return BLK_EH_DONE;
 	}
 	/*
+	 * Is anybody still there?  Reading the status lets the transport find
+	 * a device that is gone (all-ones); the core then stops the disk
+	 * (rvblk_reinit() fails at once) and this request fails with it.
+	 */
+	vblk->vdev->config->get_status(vblk->vdev);
+	if (READ_ONCE(vblk->vdev->gone))
+		return BLK_EH_RESET_TIMER;
+	/*
 	 * The device still owns the buffer; only a reset gives it back.  The
 	 * core runs it: of the request's queue alone (rvblk_reset_vq()) where
 	 * the device can and that has not failed already, otherwise of the

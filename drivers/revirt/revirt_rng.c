@@ -220,6 +220,14 @@ static void revirt_rng_remove(struct revirt_device *vdev)
 	kfree(vi);
 }
 
+/* A read waiting for the device gets -EIO now: its queue is broken. */
+static void revirt_rng_device_gone(struct revirt_device *vdev)
+{
+	struct revirt_rng *vi = vdev->priv;
+
+	wake_up_all(&vi->settled);
+}
+
 static const struct revirt_device_id revirt_rng_ids[] = {
 	{ VIRTIO_ID_RNG, REVIRT_DEV_ANY_ID },
 	{ }
@@ -230,6 +238,7 @@ static struct revirt_driver revirt_rng_driver = {
 	.id_table = revirt_rng_ids,
 	.probe = revirt_rng_probe,
 	.remove = revirt_rng_remove,
+	.device_gone = revirt_rng_device_gone,
 };
 
 module_revirt_driver(revirt_rng_driver);

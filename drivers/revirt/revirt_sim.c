@@ -55,6 +55,10 @@
  *   queue_reset_delay_ms  a queue reset completes this many ms late
  *   queue_reset_hang      a queue reset never completes
  *   needs_reset      (write 1) raise DEVICE_NEEDS_RESET now
+ *   dead             (write 1) the device is gone for good: status and
+ *                    config read all-ones, nothing is answered, no
+ *                    interrupt comes, a reset never completes; the
+ *                    transport reports it (revirt_device_gone()) at once
  *   in_flight        (read) buffers made available and not used yet,
  *                    summed over the ready queues
  *   requests         (read) requests served since the module loaded
@@ -305,6 +309,7 @@ struct sim_console {
  * @lock: serialises the device model: everything below it
  * @status: the status byte as the driver reads it
  * @stopped: status 0 was written and the reset did not complete yet
+ * @dead: the device is gone (the dead knob): every read is all-ones
  * @generation: config generation
  * @faults: the fault knobs
  * @nqueues: queues the device has
@@ -330,6 +335,7 @@ struct revirt_sim {
 	struct mutex lock;		/* the device model */
 	u8 status;
 	bool stopped;
+	bool dead;
 	u32 generation;
 	struct sim_faults faults;
 	unsigned int nqueues;
@@ -366,7 +372,7 @@ static inline struct revirt_sim *to_sim(struct revirt_device *vdev)
 /* The device serves its ready queues; a queue of its own is @ready. */
 static bool sim_running(const struct revirt_sim *sim)
 {
-	return !sim->stopped && !sim->faults.hold &&
+	return !sim->stopped && !sim->dead && !sim->faults.hold &&
 	       (sim->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
 	       !(sim->status & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
@@ -1079,7 +1085,8 @@ static void sim_reset_complete(struct revirt_sim *sim)
 	unsigned int i;
 
 	mutex_lock(&sim->lock);
-	if (sim->stopped) {
+	/* A dead device never completes a reset: status stays all-ones. */
+	if (sim->stopped && !sim->dead) {
 		sim->stopped = false;
 		WRITE_ONCE(sim->status, 0);
 		for (i = 0; i < sim->nqueues; i++)
@@ -1136,7 +1143,7 @@ static void sim_queue_reset_complete(struct sim_queue *q)
 	struct revirt_sim *sim = q->sim;
 
 	mutex_lock(&sim->lock);
-	if (q->resetting) {
+	if (q->resetting && !sim->dead) {
 		sim_queue_forget(q);
 		sim->queue_resets++;
 	}
@@ -1153,9 +1160,25 @@ static void sim_queue_reset_work(struct work_struct *work)
 
 /* ---- the transport ---------------------------------------------------- */
 
+/*
+ * The transport's check of every status read, as a PCI transport's: a
+ * status byte of all-ones means nobody answers any more.
+ */
+static bool sim_status_gone(struct revirt_sim *sim, u8 status)
+{
+	if (status != 0xff)
+		return false;
+	revirt_device_gone(&sim->vdev, "revirt_sim: status reads 0xff");
+	return true;
+}
+
 static u8 sim_get_status(struct revirt_device *vdev)
 {
-	return READ_ONCE(to_sim(vdev)->status);
+	struct revirt_sim *sim = to_sim(vdev);
+	u8 status = READ_ONCE(sim->status);
+
+	sim_status_gone(sim, status);
+	return status;
 }
 
 static void sim_set_status(struct revirt_device *vdev, u8 status)
@@ -1165,8 +1188,8 @@ static void sim_set_status(struct revirt_device *vdev, u8 status)
 	mutex_lock(&sim->lock);
 	if (sim->faults.refuse_features)
 		status &= ~VIRTIO_CONFIG_S_FEATURES_OK;
-	/* A device busy resetting ignores the driver. */
-	if (!sim->stopped)
+	/* A device busy resetting, or dead, ignores the driver. */
+	if (!sim->stopped && !sim->dead)
 		WRITE_ONCE(sim->status, status);
 	mutex_unlock(&sim->lock);
 	if (status & VIRTIO_CONFIG_S_DRIVER_OK)
@@ -1191,11 +1214,14 @@ static int sim_reset(struct revirt_device *vdev)
 {
 	struct revirt_sim *sim = to_sim(vdev);
 	unsigned long deadline;
+	u8 status;
 	int err;
 
 	sim_reset_begin(sim);
 	deadline = sim_deadline();
-	while (READ_ONCE(sim->status)) {
+	while ((status = READ_ONCE(sim->status))) {
+		if (sim_status_gone(sim, status))
+			return -ENODEV;
 		err = sim_poll_step(deadline);
 		if (err)
 			return err;
@@ -1239,6 +1265,11 @@ static void sim_get(struct revirt_device *vdev, unsigned int offset,
 
 	memset(buf, 0, len);
 	mutex_lock(&sim->lock);
+	if (sim->dead) {
+		memset(buf, 0xff, len);
+		mutex_unlock(&sim->lock);
+		return;
+	}
 	flip = sim_take_fault(sim, &sim->faults.config_flips,
 			      "config changes under a read");
 	if (flip)
@@ -1266,7 +1297,9 @@ static void sim_set(struct revirt_device *vdev, unsigned int offset,
 
 static u32 sim_generation(struct revirt_device *vdev)
 {
-	return READ_ONCE(to_sim(vdev)->generation);
+	struct revirt_sim *sim = to_sim(vdev);
+
+	return READ_ONCE(sim->dead) ? U32_MAX : READ_ONCE(sim->generation);
 }
 
 static bool sim_notify(struct revirt_virtqueue *vq)
@@ -1428,6 +1461,9 @@ static int sim_reset_vq(struct revirt_virtqueue *vq)
 	sim_queue_reset_begin(sim, q);
 	deadline = sim_deadline();
 	while (READ_ONCE(q->resetting)) {
+		/* The queue's reset register reads all-ones too. */
+		if (sim_status_gone(sim, READ_ONCE(sim->status)))
+			return -ENODEV;
 		err = sim_poll_step(deadline);
 		if (err)
 			return err;
@@ -1523,6 +1559,40 @@ static int sim_needs_reset_set(void *data, u64 val)
 
 DEFINE_DEBUGFS_ATTRIBUTE(sim_needs_reset_fops, NULL, sim_needs_reset_set,
 			 "%llu\n");
+
+static int sim_dead_get(void *data, u64 *val)
+{
+	*val = READ_ONCE(((struct revirt_sim *)data)->dead);
+	return 0;
+}
+
+/*
+ * The device goes away for good, as a surprise removal or a function
+ * whose memory decoding was turned off: it stops at once (its work item
+ * is waited for, so no used buffer and no interrupt comes after this),
+ * then reads all-ones.  The transport reads the status once, as a PCI
+ * transport does on the hot-plug event of a surprise removal, and finds
+ * it gone; it would at its next read of the device anyway.
+ */
+static int sim_dead_set(void *data, u64 val)
+{
+	struct revirt_sim *sim = data;
+
+	if (val != 1)
+		return -EINVAL;
+	mutex_lock(&sim->lock);
+	sim->dead = true;
+	WRITE_ONCE(sim->status, 0xff);
+	mutex_unlock(&sim->lock);
+	cancel_work_sync(&sim->work);
+	cancel_delayed_work_sync(&sim->reset_work);
+	sim_cancel_queue_resets(sim);
+	dev_info(&sim->vdev.dev, "revirt_sim: fault: device is dead\n");
+	sim_get_status(&sim->vdev);
+	return 0;
+}
+
+DEFINE_DEBUGFS_ATTRIBUTE(sim_dead_fops, sim_dead_get, sim_dead_set, "%llu\n");
 
 static u16 sim_queue_in_flight(const struct sim_queue *q)
 {
@@ -1640,6 +1710,8 @@ static void sim_debugfs_init(struct revirt_sim *sim)
 	}
 	debugfs_create_file_unsafe("needs_reset", 0200, sim->debugfs, sim,
 				   &sim_needs_reset_fops);
+	debugfs_create_file_unsafe("dead", 0600, sim->debugfs, sim,
+				   &sim_dead_fops);
 	debugfs_create_file_unsafe("in_flight", 0400, sim->debugfs, sim,
 				   &sim_in_flight_fops);
 	debugfs_create_file_unsafe("requests", 0400, sim->debugfs, sim,
