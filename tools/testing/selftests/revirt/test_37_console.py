@@ -75,8 +75,6 @@ from revirt_rig import GUEST_LIB, kernel_bad_lines, kmods_initrd
 
 RESETS = 50             # of each kind (reset attribute, features_mask writes)
 BINDS = 10              # unbind/bind cycles
-MMIO_RESETS = 20        # the microvm VM: fewer, to stay within the time budget
-MMIO_BINDS = 4
 BPS = 24000             # bytes/s each way per port
 MASK_OFF = "0xffffffffdfffffff"     # without VIRTIO_RING_F_EVENT_IDX
 MASK_ALL = "0xffffffffffffffff"
@@ -623,9 +621,9 @@ def run_vm(ktap, env, drv, transport):
         parts += [("hot-add and remove", c.run_hotplug),
                   ("host close and reopen", c.run_host_reconnect)]
     parts += [("shell on hvc0", c.run_shell),
-              ("unbind/bind stream", lambda: c.run_binds(BINDS if pci else MMIO_BINDS))]
+              ("unbind/bind stream", lambda: c.run_binds(BINDS))]
     if revirt:
-        parts += [("reset stream", lambda: c.run_resets(RESETS if pci else MMIO_RESETS))]
+        parts += [("reset stream", lambda: c.run_resets(RESETS))]
     else:
         parts += [("plain stream", c.run_plain)]
     try:
