@@ -218,15 +218,16 @@ class ConsVM:
         sids = dict((q, s) for q, _, s in PORTS)
         for q in qids:
             port = "/dev/hvc0" if q == "con0" else "name=" + names[q]
+            opts = "-r -o /tmp/%s-%s.opens" % (q, label) if reopen else ""
             script += ("RVCONS_CLASS=$CLS rvcons-stream duplex %s %d %d %d -b %d %s "
                        "</dev/null >/tmp/%s-%s.raw 2>&1 &\necho $! > /tmp/%s-%s.pid\n"
-                       % (port, sids[q], sids[q] + 1, secs, BPS, "-r" if reopen else "",
+                       % (port, sids[q], sids[q] + 1, secs, BPS, opts,
                           q, label, q, label))
         # connect first: QEMU drops what a virtconsole writes while no
         # host is connected (serial ports block instead)
         socks = {q: cs.connect(self.sock(q)) for q in qids}
         time.sleep(0.3)
-        self.sh("rm -f /tmp/*-%s.raw\n" % label + script)
+        self.sh("rm -f /tmp/*-%s.raw /tmp/*-%s.opens\n" % (label, label) + script)
         streams = {}
         for q in qids:
             streams[q] = cs.Stream(socks[q], sids[q] + 1, sids[q], q,
@@ -356,6 +357,18 @@ class ConsVM:
 
     # ---- unbind/bind ---------------------------------------------------
 
+    def wait_reopened(self, streams, label, count):
+        """Wait (20 s at most) until each tool of streams has reopened its
+        port count times (its -o file); (all did, what the files said)."""
+        files = " ".join("/tmp/%s-%s.opens" % (q, label) for q in streams)
+        rc, out = self.sh("n=0; while [ $n -lt 200 ]; do ok=1; for f in %s; do "
+                          "[ \"$(cat $f 2>/dev/null || echo 0)\" -ge %d ] || ok=0; done; "
+                          "[ $ok = 1 ] && break; usleep 100000; n=$((n + 1)); done; "
+                          "echo opens: $(cat %s 2>/dev/null)" % (files, count, files))
+        vals = out.split("opens:")[-1].split()
+        return (rc == 0 and len(vals) == len(streams)
+                and all(v.isdigit() and int(v) >= count for v in vals)), out
+
     def run_binds(self, n):
         what = "stream across %d unbind/bind cycles" % n
         streams = self.start_streams(SERIAL, "ub", 240, reopen=True)
@@ -370,6 +383,15 @@ class ConsVM:
                               "echo bound" % (self.dev, self.drv.drvdir, self.dev, self.drv.drvdir))
             if rc != 0:
                 stalled.append("cycle %d: unbind/bind failed: %s" % (i, out))
+                break
+            # The driver sends what it parked at unbind without the tool:
+            # data moving is no proof that the tool is back on its port.
+            # Take the port away again only once it is, or a cycle falls
+            # into the tool's reopen and it sees one where there were two.
+            ok, out = self.wait_reopened(streams, "ub", i)
+            if not ok:
+                stalled.append("cycle %d: the tools were not back on their ports within "
+                               "20 s: %s" % (i, out))
                 break
             # both ways moving again: host got new records, QEMU took new bytes
             deadline = time.monotonic() + 20

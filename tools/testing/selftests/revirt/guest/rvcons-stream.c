@@ -5,6 +5,7 @@
  * cons_stream.py, which speaks the same records).
  *
  *   rvcons-stream duplex|send|recv PORT TXID RXID MAXSECS [-r] [-b BPS]
+ *		[-o FILE]
  *	PORT: a device (/dev/hvc0, /dev/rvport0p1) or name=NAME, the port
  *	whose CLASS/<entry>/name is NAME (CLASS: $RVCONS_CLASS, default
  *	/sys/class/revirt-ports), opened as /dev/<entry>.  A tty is set raw.
@@ -22,6 +23,9 @@
  *	open it again and go on with the next sequence number; the rest of a
  *	record half written is dropped, the receive buffer too.  Without -r
  *	such an event ends the run (counted as eof/werr).
+ *	-o FILE: FILE holds the number of reopens so far (0 once the port
+ *	is first open), rewritten after each one, so that a test waits for
+ *	the tool to be back on the port before it takes the port away again.
  *	Prints one line:
  *	  rvcons port=P tx_recs=N tx_bytes=B tx_end=0|1 rx_recs=N rx_bytes=B
  *	  rx_end=0|1 end_seq=S rx_next=S dup=N lost=N bad_bytes=N bad_crc=N
@@ -349,9 +353,27 @@ static int watch(const char *dev, double secs)
 	return 0;
 }
 
+/* FILE of -o: the number of reopens, written whole each time */
+static void note_opens(const char *file, unsigned long reopens)
+{
+	char tmp[600];
+	FILE *f;
+
+	if (!file)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.new", file);
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	fprintf(f, "%lu\n", reopens);
+	if (fclose(f) == 0)
+		rename(tmp, file);
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: rvcons-stream duplex|send|recv PORT TXID RXID MAXSECS [-r] [-b BPS]\n"
+	fprintf(stderr, "usage: rvcons-stream duplex|send|recv PORT TXID RXID MAXSECS [-r] [-b BPS] "
+		"[-o FILE]\n"
 		"       rvcons-stream watch DEV MAXSECS\n");
 	exit(2);
 }
@@ -368,7 +390,7 @@ int main(int argc, char **argv)
 	unsigned int txid;
 	uint32_t seq = 0;
 	char err[700] = "-";
-	const char *port;
+	const char *port, *opens_file = NULL;
 
 	if (argc >= 4 && !strcmp(argv[1], "watch"))
 		return watch(argv[2], atof(argv[3]));
@@ -390,6 +412,8 @@ int main(int argc, char **argv)
 			reopen = 1;
 		else if (!strcmp(argv[i], "-b") && i + 1 < argc)
 			bps = atof(argv[++i]);
+		else if (!strcmp(argv[i], "-o") && i + 1 < argc)
+			opens_file = argv[++i];
 		else
 			usage();
 	}
@@ -404,6 +428,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(err, sizeof(err), "-");
+	note_opens(opens_file, 0);
 	signal(SIGTERM, on_term);
 	while (now() < deadline && !stopped) {
 		struct pollfd p = { .fd = fd, .events = 0 };
@@ -481,6 +506,7 @@ int main(int argc, char **argv)
 			if (fd < 0)
 				break;
 			reopens++;
+			note_opens(opens_file, reopens);
 			/*
 			 * The port is the same byte stream after it came back
 			 * (revirt_console keeps what was not delivered): go
