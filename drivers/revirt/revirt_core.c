@@ -115,6 +115,15 @@ void revirt_device_gone(struct revirt_device *vdev, const char *why)
 	bool first;
 
 	spin_lock_irqsave(&vdev->config_lock, flags);
+	if (vdev->frozen) {
+		/*
+		 * A function being reset reads all-ones for a while, and
+		 * nothing of a frozen device is used: the restore, which
+		 * resets the device first, finds out whether it is gone.
+		 */
+		spin_unlock_irqrestore(&vdev->config_lock, flags);
+		return;
+	}
 	first = !vdev->gone;
 	WRITE_ONCE(vdev->gone, true);
 	WRITE_ONCE(vdev->broken, true);
@@ -492,6 +501,11 @@ static int revirt_reset_vq_or_device(struct revirt_device *vdev,
 		device_unlock(&vdev->dev);
 		return -ENODEV;
 	}
+	if (vdev->frozen) {
+		/* The queues are gone; the restore sets every one up anew. */
+		device_unlock(&vdev->dev);
+		return -EBUSY;
+	}
 	if (!drv->reset_vq || !revirt_has_feature(vdev, VIRTIO_F_RING_RESET)) {
 		dev_info(&vdev->dev, "queue %u: no per-queue reset (VIRTIO_F_RING_RESET not negotiated)%s\n",
 			 index, fallback ? ": resetting the device" : "");
@@ -807,6 +821,9 @@ static void revirt_dev_remove(struct device *dev)
 	struct revirt_driver *drv = drv_to_revirt(dev->driver);
 	u8 status;
 
+	/* The driver's remove expects what its restore sets up. */
+	if (vdev->frozen)
+		revirt_device_restore(vdev);
 	revirt_config_disable(vdev);
 	/* A reset the driver asked for has nobody to set up again. */
 	revirt_take_reset_request(vdev);
@@ -869,6 +886,110 @@ static int revirt_dev_uevent(REVIRT_BUS_UEVENT_CONST struct device *dev,
 }
 
 /* const wherever the driver core allows it (revirt_compat.h) */
+/* ---- system sleep and function resets ------------------------------------ */
+
+static void revirt_set_frozen(struct revirt_device *vdev, bool frozen)
+{
+	spin_lock_irq(&vdev->config_lock);
+	vdev->frozen = frozen;
+	spin_unlock_irq(&vdev->config_lock);
+}
+
+/**
+ * revirt_device_freeze - stop the bound driver and leave its device reset
+ * @vdev: the device; the caller holds its device lock
+ *
+ * For system sleep (the bus's PM operations) and for a transport whose
+ * function is about to be reset (PCI reset_prepare).  The driver's freeze
+ * operation stops the I/O, keeping the requests in flight, resets the
+ * device and deletes the queues.  Until revirt_device_restore() no reset,
+ * renegotiation or recovery runs: what is asked meanwhile is answered by
+ * the restore, and a device found gone meanwhile is found so again by it.
+ * A device without a driver, or whose driver cannot freeze, is left as it
+ * is.
+ *
+ * Return: 0, or the driver's error (the device then runs on).
+ */
+int revirt_device_freeze(struct revirt_device *vdev)
+{
+	struct revirt_driver *drv;
+	int err;
+
+	device_lock_assert(&vdev->dev);
+	drv = vdev->dev.driver ? drv_to_revirt(vdev->dev.driver) : NULL;
+	if (!drv || !drv->freeze || !drv->restore || vdev->frozen)
+		return 0;
+	revirt_config_disable(vdev);
+	revirt_set_frozen(vdev, true);
+	err = drv->freeze(vdev);
+	if (err) {
+		revirt_set_frozen(vdev, false);
+		revirt_config_enable(vdev);
+		dev_err(&vdev->dev, "driver %s could not stop for a sleep or a reset (%d)\n",
+			drv->driver.name, err);
+	}
+	return err;
+}
+EXPORT_SYMBOL_GPL(revirt_device_freeze);
+
+/**
+ * revirt_device_restore - set a frozen device up again
+ * @vdev: the device; the caller holds its device lock
+ *
+ * The bound driver negotiates the features again and sets its queues up
+ * (its restore operation), from a reset: the device may have been reset
+ * by a function reset, or left as anything by the boot that restored a
+ * hibernation image.  Resets and recoveries asked for while frozen are
+ * answered by this set-up.  If it fails, one reset is scheduled: a driver
+ * with reinit tries again, any other is removed and probed again.
+ *
+ * Return: 0, or the driver's error.
+ */
+int revirt_device_restore(struct revirt_device *vdev)
+{
+	struct revirt_driver *drv;
+	int err;
+
+	device_lock_assert(&vdev->dev);
+	if (!vdev->frozen)
+		return 0;
+	drv = drv_to_revirt(vdev->dev.driver);
+	revirt_set_frozen(vdev, false);
+	revirt_take_reset_request(vdev);
+	err = drv->restore(vdev);
+	if (err) {
+		dev_err(&vdev->dev, "driver %s could not set the device up after a sleep or a reset (%d)\n",
+			drv->driver.name, err);
+		revirt_schedule_reset(vdev);
+		return err;
+	}
+	if (!(vdev->config->get_status(vdev) & VIRTIO_CONFIG_S_DRIVER_OK))
+		revirt_device_ready(vdev);
+	revirt_config_enable(vdev);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(revirt_device_restore);
+
+static int revirt_pm_freeze(struct device *dev)
+{
+	return revirt_device_freeze(dev_to_revirt(dev));
+}
+
+static int revirt_pm_restore(struct device *dev)
+{
+	return revirt_device_restore(dev_to_revirt(dev));
+}
+
+/*
+ * Suspend, hibernation's freeze and poweroff all stop the driver with its
+ * device reset: the device is then quiet while memory is saved, whatever
+ * the platform does to it.  Resume, thaw and restore set it up from there.
+ * The device lock is held by the PM core.
+ */
+static const struct dev_pm_ops revirt_pm_ops = {
+	SET_SYSTEM_SLEEP_PM_OPS(revirt_pm_freeze, revirt_pm_restore)
+};
+
 static REVIRT_BUS_TYPE revirt_bus = {
 	.name = "revirt",
 	.match = revirt_dev_match,
@@ -877,6 +998,7 @@ static REVIRT_BUS_TYPE revirt_bus = {
 	.remove = revirt_dev_remove,
 	.shutdown = revirt_dev_shutdown,
 	.dev_groups = revirt_dev_groups,
+	.pm = &revirt_pm_ops,
 };
 
 /* A driver that resets and sets up its device itself, staying bound. */
@@ -885,6 +1007,9 @@ static int revirt_reinit(struct revirt_device *vdev,
 {
 	int err;
 
+	/* Frozen: the restore resets and sets up; it answers this request. */
+	if (vdev->frozen)
+		return 0;
 	revirt_config_disable(vdev);
 	err = drv->reinit(vdev);
 	if (err) {
@@ -919,6 +1044,11 @@ int revirt_reprobe(struct revirt_device *vdev)
 		err = revirt_reinit(vdev, drv);
 		device_unlock(&vdev->dev);
 		return err;
+	}
+	if (bound && vdev->frozen) {
+		/* As in revirt_reinit(): the restore answers this request. */
+		device_unlock(&vdev->dev);
+		return 0;
 	}
 	if (!bound)
 		err = revirt_reset_and_ack(vdev);

@@ -120,6 +120,10 @@ struct revirt_config_ops {
  * @vq_reset_pending: under @config_lock: queues (bit = index) whose driver
  *	asked for a reset of that queue alone (revirt_schedule_vq_reset())
  * @unregistering: set under @config_lock; no recovery is scheduled after it
+ * @frozen: under @config_lock and the device lock: the driver was stopped
+ *	by revirt_device_freeze() (system sleep, a function reset) and the
+ *	device is reset; no reset or recovery runs until
+ *	revirt_device_restore(), which answers what was asked meanwhile
  * @priv: driver private data
  */
 struct revirt_device {
@@ -143,6 +147,7 @@ struct revirt_device {
 	bool reset_requested;
 	u64 vq_reset_pending;
 	bool unregistering;
+	bool frozen;
 	void *priv;
 };
 
@@ -184,6 +189,16 @@ static inline struct revirt_device *dev_to_revirt(struct device *dev)
  *	its queues are broken: wake whatever waits for an answer of the
  *	device, which will never come.  Called from a work item, under the
  *	device lock, before the core stops the driver (reinit, or remove).
+ * @freeze: optional; for system sleep and function resets: stop the I/O
+ *	(requests in flight are kept for @restore, never failed), reset the
+ *	device (revirt_reset_device()), take back the buffers and delete the
+ *	queues, keeping everything users hold (a disk, open files).  Under
+ *	the device lock.  On error the device must run on as before.
+ * @restore: set the device up again after @freeze, from a reset or from
+ *	whatever a hibernation image's boot left: call revirt_renegotiate(),
+ *	set the queues up, read the configuration again and resume the I/O
+ *	that @freeze held.  The core sets DRIVER_OK if the driver did not.
+ *	On error the driver stays bound and fails its I/O, as after @reinit.
  */
 struct revirt_driver {
 	struct device_driver driver;
@@ -197,6 +212,8 @@ struct revirt_driver {
 	int (*reset_vq)(struct revirt_device *vdev, unsigned int index,
 			unsigned int num);
 	void (*device_gone)(struct revirt_device *vdev);
+	int (*freeze)(struct revirt_device *vdev);
+	int (*restore)(struct revirt_device *vdev);
 };
 
 static inline struct revirt_driver *drv_to_revirt(struct device_driver *drv)
@@ -217,6 +234,8 @@ void revirt_unregister_device(struct revirt_device *vdev);
 
 int revirt_reset_device(struct revirt_device *vdev);
 void revirt_device_gone(struct revirt_device *vdev, const char *why);
+int revirt_device_freeze(struct revirt_device *vdev);
+int revirt_device_restore(struct revirt_device *vdev);
 int revirt_renegotiate(struct revirt_device *vdev);
 void revirt_schedule_reset(struct revirt_device *vdev);
 void revirt_schedule_vq_reset(struct revirt_device *vdev, unsigned int index);
