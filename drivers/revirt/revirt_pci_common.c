@@ -533,6 +533,34 @@ static void revirt_pci_shutdown(struct pci_dev *pdev)
 	pci_clear_master(pdev);
 }
 
+/*
+ * A function reset (sysfs reset, a VFIO user's FLR) clears every register
+ * of the device: the driver stops with the device reset before, and sets
+ * it up from scratch after.  The revirt device's lock is held from one to
+ * the other (the PCI core calls both from one task, under the function's
+ * own lock), so that no unbind, reset or renegotiation comes between.
+ */
+static void revirt_pci_reset_prepare(struct pci_dev *pdev)
+{
+	struct revirt_pci_device *rvp = pci_get_drvdata(pdev);
+
+	device_lock(&rvp->vdev.dev);
+	revirt_device_freeze(&rvp->vdev);
+}
+
+static void revirt_pci_reset_done(struct pci_dev *pdev)
+{
+	struct revirt_pci_device *rvp = pci_get_drvdata(pdev);
+
+	revirt_device_restore(&rvp->vdev);
+	device_unlock(&rvp->vdev.dev);
+}
+
+static const struct pci_error_handlers revirt_pci_err_handler = {
+	.reset_prepare = revirt_pci_reset_prepare,
+	.reset_done = revirt_pci_reset_done,
+};
+
 static const struct pci_device_id revirt_pci_ids[] = {
 	{ PCI_DEVICE(REVIRT_PCI_VENDOR, PCI_ANY_ID) },
 	{ }
@@ -544,6 +572,7 @@ static struct pci_driver revirt_pci_driver = {
 	.probe = revirt_pci_probe,
 	.remove = revirt_pci_remove,
 	.shutdown = revirt_pci_shutdown,
+	.err_handler = &revirt_pci_err_handler,
 };
 
 module_pci_driver(revirt_pci_driver);
