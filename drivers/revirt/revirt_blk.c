@@ -1159,24 +1159,34 @@ static int rvblk_restart(struct rvblk *vblk)
 }
 
 /*
- * The core's reinit operation, under the device lock: stop (requests the
- * device did not complete are requeued), delete the queues, set the device
- * up again and let the requeued requests go.  A device that does not come
- * back leaves the disk dead: the requeued requests and every new one fail
- * with an I/O error until a later reset succeeds.
+ * Stop with the device reset: the requests the device did not complete
+ * wait on the requeue list (they fail if the device did not confirm the
+ * reset, which would leave it free to write into them), the queue stays
+ * quiesced and the queues are deleted.  Returns the reset's error.
  */
-static int rvblk_reinit(struct revirt_device *vdev)
+static int rvblk_stop_reset(struct rvblk *vblk)
 {
-	struct rvblk *vblk = vdev->priv;
-	struct request_queue *q = vblk->disk->queue;
 	int err;
 
-	blk_mq_quiesce_queue(q);
-	err = revirt_reset_device(vdev);
-	/* A device that did not confirm the reset gets nothing again. */
+	blk_mq_quiesce_queue(vblk->disk->queue);
+	err = revirt_reset_device(vblk->vdev);
 	rvblk_reclaim(vblk, err ? BLK_STS_IOERR : BLK_STS_OK);
-	blk_mq_start_stopped_hw_queues(q, true);
+	blk_mq_start_stopped_hw_queues(vblk->disk->queue, true);
 	rvblk_del_vqs(vblk);
+	return err;
+}
+
+/*
+ * After rvblk_stop_reset() returned @err: set the device up again and let
+ * the requeued requests go.  A device that does not come back leaves the
+ * disk dead: the requeued requests and every new one fail with an I/O
+ * error until a later reset succeeds.
+ */
+static int rvblk_start_again(struct rvblk *vblk, int err)
+{
+	struct revirt_device *vdev = vblk->vdev;
+	struct request_queue *q = vblk->disk->queue;
+
 	if (!err)
 		err = rvblk_restart(vblk);
 	if (err && !vblk->dead)
@@ -1196,6 +1206,31 @@ static int rvblk_reinit(struct revirt_device *vdev)
 	if (!err && vblk->nvqs != vblk->tag_set.nr_hw_queues)
 		blk_mq_update_nr_hw_queues(&vblk->tag_set, vblk->nvqs);
 	return err;
+}
+
+/* The core's reinit operation, under the device lock. */
+static int rvblk_reinit(struct revirt_device *vdev)
+{
+	struct rvblk *vblk = vdev->priv;
+
+	return rvblk_start_again(vblk, rvblk_stop_reset(vblk));
+}
+
+/*
+ * System sleep and function resets (under the device lock): the disk, its
+ * open files and the requests in flight stay; the requests wait on the
+ * requeue list until the restore.  A reset the device did not confirm
+ * failed them already: nothing is left to undo, so this never fails.
+ */
+static int rvblk_freeze(struct revirt_device *vdev)
+{
+	rvblk_stop_reset(vdev->priv);
+	return 0;
+}
+
+static int rvblk_restore(struct revirt_device *vdev)
+{
+	return rvblk_start_again(vdev->priv, 0);
 }
 
 /* ---- one queue reset alone ---------------------------------------------- */
@@ -1342,6 +1377,8 @@ static struct revirt_driver rvblk_driver = {
 	.remove = rvblk_remove,
 	.reinit = rvblk_reinit,
 	.reset_vq = rvblk_reset_vq,
+	.freeze = rvblk_freeze,
+	.restore = rvblk_restore,
 	.config_changed = rvblk_config_changed,
 };
 

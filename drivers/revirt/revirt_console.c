@@ -1530,25 +1530,67 @@ static void rvcon_mark_dead(struct rvcon *con, int err)
 }
 
 /*
- * The core's reinit operation, under the device lock: the ports, their
- * ttys and open files stay; what the device had not sent is sent again.
+ * Stop with the device reset, its buffers back and its queues deleted: the
+ * ports, their ttys and open files stay; what the device had not sent is
+ * sent again by rvcon_start_again().  Under ctrl_mutex.
  */
+static int rvcon_stop_reset(struct rvcon *con)
+{
+	int err;
+
+	rvcon_stop(con);
+	err = revirt_reset_device(con->vdev);
+	rvcon_reclaim(con);
+	rvcon_del_vqs(con);
+	return err;
+}
+
+/* After rvcon_stop_reset() returned @err; under ctrl_mutex. */
+static int rvcon_start_again(struct rvcon *con, int err)
+{
+	if (!err)
+		err = revirt_renegotiate(con->vdev);
+	if (!err)
+		err = rvcon_start(con);
+	if (err)
+		rvcon_mark_dead(con, err);
+	return err;
+}
+
+/* The core's reinit operation, under the device lock. */
 static int rvcon_reinit(struct revirt_device *vdev)
 {
 	struct rvcon *con = vdev->priv;
 	int err;
 
 	mutex_lock(&con->ctrl_mutex);
-	rvcon_stop(con);
-	err = revirt_reset_device(vdev);
-	rvcon_reclaim(con);
-	rvcon_del_vqs(con);
-	if (!err)
-		err = revirt_renegotiate(vdev);
-	if (!err)
-		err = rvcon_start(con);
-	if (err)
-		rvcon_mark_dead(con, err);
+	err = rvcon_start_again(con, rvcon_stop_reset(con));
+	mutex_unlock(&con->ctrl_mutex);
+	return err;
+}
+
+/*
+ * System sleep and function resets (under the device lock): as a reinit
+ * cut in two.  A reset the device did not confirm is found again by the
+ * restore's negotiation, so this never fails.
+ */
+static int rvcon_freeze(struct revirt_device *vdev)
+{
+	struct rvcon *con = vdev->priv;
+
+	mutex_lock(&con->ctrl_mutex);
+	rvcon_stop_reset(con);
+	mutex_unlock(&con->ctrl_mutex);
+	return 0;
+}
+
+static int rvcon_restore(struct revirt_device *vdev)
+{
+	struct rvcon *con = vdev->priv;
+	int err;
+
+	mutex_lock(&con->ctrl_mutex);
+	err = rvcon_start_again(con, 0);
 	mutex_unlock(&con->ctrl_mutex);
 	return err;
 }
@@ -1667,6 +1709,8 @@ static struct revirt_driver rvcon_driver = {
 	.probe = rvcon_probe,
 	.remove = rvcon_remove,
 	.reinit = rvcon_reinit,
+	.freeze = rvcon_freeze,
+	.restore = rvcon_restore,
 };
 
 static int __init rvcon_init(void)
