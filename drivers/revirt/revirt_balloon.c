@@ -722,6 +722,8 @@ static void revirt_balloon_remove(struct revirt_device *vdev)
 {
 	struct revirt_balloon *rb = vdev->priv;
 
+	if (!rb)
+		return;		/* a restore that failed left nothing */
 	revirt_balloon_teardown(rb);
 	vdev->priv = NULL;
 	kfree(rb);
@@ -735,7 +737,8 @@ static void revirt_balloon_device_gone(struct revirt_device *vdev)
 {
 	struct revirt_balloon *rb = vdev->priv;
 
-	wake_up_all(&rb->acked);
+	if (rb)
+		wake_up_all(&rb->acked);
 }
 
 static void revirt_balloon_config_changed(struct revirt_device *vdev)
@@ -753,6 +756,25 @@ static const unsigned int revirt_balloon_features[] = {
 	VIRTIO_BALLOON_F_REPORTING,
 };
 
+/*
+ * System sleep and function resets: remove and probe, which already reset
+ * the device and set it up from nothing.  The pages go back to the guest
+ * first, as on remove; the balloon is inflated again to the target the
+ * restore reads.
+ */
+static int revirt_balloon_freeze(struct revirt_device *vdev)
+{
+	revirt_balloon_remove(vdev);
+	return 0;
+}
+
+static int revirt_balloon_restore(struct revirt_device *vdev)
+{
+	int err = revirt_renegotiate(vdev);
+
+	return err ? err : revirt_balloon_probe(vdev);
+}
+
 static const struct revirt_device_id revirt_balloon_ids[] = {
 	{ VIRTIO_ID_BALLOON, REVIRT_DEV_ANY_ID },
 	{ }
@@ -765,6 +787,8 @@ static struct revirt_driver revirt_balloon_driver = {
 	.feature_table_size = ARRAY_SIZE(revirt_balloon_features),
 	.probe = revirt_balloon_probe,
 	.remove = revirt_balloon_remove,
+	.freeze = revirt_balloon_freeze,
+	.restore = revirt_balloon_restore,
 	.device_gone = revirt_balloon_device_gone,
 	.config_changed = revirt_balloon_config_changed,
 };

@@ -204,6 +204,9 @@ static void revirt_rng_remove(struct revirt_device *vdev)
 	struct revirt_rng *vi = vdev->priv;
 	unsigned long flags;
 
+	if (!vi)
+		return;		/* a restore that failed left nothing */
+
 	spin_lock_irqsave(&vi->lock, flags);
 	vi->removed = true;
 	vi->data_avail = 0;
@@ -225,7 +228,26 @@ static void revirt_rng_device_gone(struct revirt_device *vdev)
 {
 	struct revirt_rng *vi = vdev->priv;
 
-	wake_up_all(&vi->settled);
+	if (vi)
+		wake_up_all(&vi->settled);
+}
+
+/*
+ * System sleep and function resets: remove and probe, which already reset
+ * the device and set it up from nothing.  The hwrng goes away and comes
+ * back, so that no reader waits on a device that sleeps.
+ */
+static int revirt_rng_freeze(struct revirt_device *vdev)
+{
+	revirt_rng_remove(vdev);
+	return 0;
+}
+
+static int revirt_rng_restore(struct revirt_device *vdev)
+{
+	int err = revirt_renegotiate(vdev);
+
+	return err ? err : revirt_rng_probe(vdev);
 }
 
 static const struct revirt_device_id revirt_rng_ids[] = {
@@ -238,6 +260,8 @@ static struct revirt_driver revirt_rng_driver = {
 	.id_table = revirt_rng_ids,
 	.probe = revirt_rng_probe,
 	.remove = revirt_rng_remove,
+	.freeze = revirt_rng_freeze,
+	.restore = revirt_rng_restore,
 	.device_gone = revirt_rng_device_gone,
 };
 
