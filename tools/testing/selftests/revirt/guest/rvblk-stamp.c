@@ -10,11 +10,14 @@
  *	checksum, until the file STOP exists or MAXSECS passed.  A failed
  *	write is counted and tried again.  Each job prints one line:
  *	"stamp job J first F count C round R pos P writes W errors E
- *	maxlat_us L": blocks F..F+P-1 were last written in round R, the
- *	others in round R-1 (0: never).
+ *	maxlat_us L tried T": blocks F..F+P-1 were last written in round R,
+ *	the others in round R-1 (0: never).  T is 1 when the job stopped
+ *	after a write of block F+P failed: a failed write may still have
+ *	reached the disk, so that block may hold round R as well.
  *   rvblk-stamp check DEV STATE
  *	read every block named by the "stamp job" lines of the file STATE
- *	and check it holds its last acknowledged stamp; prints
+ *	and check it holds its last acknowledged stamp (or, for the block
+ *	of a failed last write, the stamp that write carried); prints
  *	"checked N bad M" and one line per bad block.
  *
  * The stamp format is also read by the host (test_35_blkreset.py): words
@@ -83,7 +86,7 @@ static int job(const char *dev, uint64_t first, uint64_t count, int j,
 	uint64_t *w = buf_alloc(), round = 1, pos = 0, writes = 0, errors = 0;
 	double start = now(), maxlat = 0;
 	struct stat st;
-	int fd;
+	int fd, tried = 0;
 
 	fd = open(dev, O_RDWR | O_DIRECT | O_DSYNC);
 	if (fd < 0) {
@@ -97,6 +100,7 @@ static int job(const char *dev, uint64_t first, uint64_t count, int j,
 
 		stamp(w, b, round);
 		n = pwrite(fd, w, BLK, (off_t)b * BLK);
+		tried = n != BLK;
 		lat = now() - t0;
 		if (lat > maxlat)
 			maxlat = lat;
@@ -116,11 +120,11 @@ static int job(const char *dev, uint64_t first, uint64_t count, int j,
 	}
 	close(fd);
 	/* Blocks first..first+pos-1 are in round @round, the rest before. */
-	printf("stamp job %d first %llu count %llu round %llu pos %llu writes %llu errors %llu maxlat_us %llu\n",
+	printf("stamp job %d first %llu count %llu round %llu pos %llu writes %llu errors %llu maxlat_us %llu tried %d\n",
 	       j, (unsigned long long)first, (unsigned long long)count,
 	       (unsigned long long)round, (unsigned long long)pos,
 	       (unsigned long long)writes, (unsigned long long)errors,
-	       (unsigned long long)(maxlat * 1e6));
+	       (unsigned long long)(maxlat * 1e6), tried);
 	fflush(stdout);
 	return errors ? 1 : 0;
 }
@@ -154,7 +158,8 @@ static int cmd_write(const char *dev, uint64_t first, uint64_t count,
 
 /* Check one job's slice; returns the bad blocks. */
 static uint64_t check_slice(int fd, uint64_t first, uint64_t count,
-			    uint64_t round, uint64_t pos, uint64_t *checked)
+			    uint64_t round, uint64_t pos, int tried,
+			    uint64_t *checked)
 {
 	uint64_t *got = buf_alloc(), *want = buf_alloc(), i, bad = 0;
 
@@ -170,6 +175,8 @@ static uint64_t check_slice(int fd, uint64_t first, uint64_t count,
 			continue;
 		}
 		stamp(want, b, gen);
+		if (memcmp(got, want, BLK) && tried && i == pos)
+			stamp(want, b, round);	/* the failed write landed */
 		if (memcmp(got, want, BLK)) {
 			printf("bad %llu: want gen %llu, has magic %llx block %llu gen %llu\n",
 			       (unsigned long long)b, (unsigned long long)gen,
@@ -187,6 +194,7 @@ static uint64_t check_slice(int fd, uint64_t first, uint64_t count,
 static int cmd_check(const char *dev, const char *state)
 {
 	unsigned long long first, count, round, pos;
+	int tried;
 	uint64_t checked = 0, bad = 0;
 	char line[512];
 	FILE *f;
@@ -198,11 +206,13 @@ static int cmd_check(const char *dev, const char *state)
 		perror(!f ? state : dev);
 		return 2;
 	}
-	while (fgets(line, sizeof(line), f))
+	while (fgets(line, sizeof(line), f)) {
+		tried = strstr(line, " tried 1") != NULL;
 		if (sscanf(line, "stamp job %d first %llu count %llu round %llu pos %llu",
 			   &j, &first, &count, &round, &pos) == 5)
-			bad += check_slice(fd, first, count, round, pos,
+			bad += check_slice(fd, first, count, round, pos, tried,
 					   &checked);
+	}
 	fclose(f);
 	close(fd);
 	printf("checked %llu bad %llu\n", (unsigned long long)checked,
