@@ -174,6 +174,20 @@ class BlkVM:
         return kernel_bad_lines(out.splitlines())
 
 
+def check_quiet(ktap, bvm, tag, hung, hung_secs, out):
+    """The end of a test under the hung-task detector: out holds the
+    guest's "hung=N" (tasks reported blocked); hung says whether the
+    detector could be armed.  Then a dmesg with no warning or oops."""
+    if hung:
+        ktap.ok("%s: the hung-task detector (%d s) reports no blocked task" % (tag, hung_secs),
+                "hung=0" in out, out)
+    else:
+        ktap.skip("%s: the hung-task detector reports no blocked task" % tag,
+                  "no /proc/sys/kernel/hung_task_timeout_secs")
+    bad = bvm.clean_dmesg()
+    ktap.ok("%s: no warning or oops in dmesg" % tag, not bad, "\n".join(bad[:40]))
+
+
 def hx(vals):
     return " ".join("0x%x" % v for v in vals) or "(none)"
 
