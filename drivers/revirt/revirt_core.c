@@ -986,9 +986,8 @@ static int revirt_pm_restore(struct device *dev)
  * the platform does to it.  Resume, thaw and restore set it up from there.
  * The device lock is held by the PM core.
  */
-static const struct dev_pm_ops revirt_pm_ops = {
-	SET_SYSTEM_SLEEP_PM_OPS(revirt_pm_freeze, revirt_pm_restore)
-};
+static DEFINE_SIMPLE_DEV_PM_OPS(revirt_pm_ops, revirt_pm_freeze,
+				revirt_pm_restore);
 
 static REVIRT_BUS_TYPE revirt_bus = {
 	.name = "revirt",
@@ -998,7 +997,7 @@ static REVIRT_BUS_TYPE revirt_bus = {
 	.remove = revirt_dev_remove,
 	.shutdown = revirt_dev_shutdown,
 	.dev_groups = revirt_dev_groups,
-	.pm = &revirt_pm_ops,
+	.pm = pm_sleep_ptr(&revirt_pm_ops),
 };
 
 /* A driver that resets and sets up its device itself, staying bound. */
