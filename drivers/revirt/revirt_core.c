@@ -885,7 +885,6 @@ static int revirt_dev_uevent(REVIRT_BUS_UEVENT_CONST struct device *dev,
 			      vdev->id.device, vdev->id.vendor);
 }
 
-/* const wherever the driver core allows it (revirt_compat.h) */
 /* ---- system sleep and function resets ------------------------------------ */
 
 static void revirt_set_frozen(struct revirt_device *vdev, bool frozen)
@@ -989,6 +988,7 @@ static int revirt_pm_restore(struct device *dev)
 static DEFINE_SIMPLE_DEV_PM_OPS(revirt_pm_ops, revirt_pm_freeze,
 				revirt_pm_restore);
 
+/* const wherever the driver core allows it (revirt_compat.h) */
 static REVIRT_BUS_TYPE revirt_bus = {
 	.name = "revirt",
 	.match = revirt_dev_match,
