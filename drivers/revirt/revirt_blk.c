@@ -353,20 +353,37 @@ static struct rvblk_vq *rvblk_hctx_vq(struct rvblk *vblk,
 	return &vblk->vqs[hctx->queue_num % vblk->nvqs];
 }
 
-static blk_status_t rvblk_add_error(struct rvblk_vq *bq,
+/*
+ * A queue the device broke is reset from a work item, which then restarts
+ * the hardware queues; none is coming once the disk is stopped or removed,
+ * or when the device itself is gone or broken.
+ */
+static bool rvblk_reset_coming(const struct rvblk *vblk)
+{
+	return !READ_ONCE(vblk->removing) && !READ_ONCE(vblk->stopped) &&
+	       !READ_ONCE(vblk->vdev->broken);
+}
+
+static blk_status_t rvblk_add_error(struct rvblk *vblk, struct rvblk_vq *bq,
 				    struct blk_mq_hw_ctx *hctx, int err)
 {
 	switch (err) {
 	case -ENOSPC:
 		/* Restarted when the device gives a buffer back. */
-		blk_mq_stop_hw_queue(hctx);
-		bq->stopped = true;
-		return BLK_STS_DEV_RESOURCE;
+		break;
+	case -EIO:
+		/* A broken ring: the request waits for the queue's reset. */
+		if (rvblk_reset_coming(vblk))
+			break;
+		return BLK_STS_IOERR;
 	case -ENOMEM:
 		return BLK_STS_RESOURCE;
 	default:
 		return BLK_STS_IOERR;
 	}
+	blk_mq_stop_hw_queue(hctx);
+	bq->stopped = true;
+	return BLK_STS_DEV_RESOURCE;
 }
 
 static blk_status_t rvblk_queue_rq(struct blk_mq_hw_ctx *hctx,
@@ -403,7 +420,7 @@ static blk_status_t rvblk_queue_rq(struct blk_mq_hw_ctx *hctx,
 	if (unlikely(err)) {
 		/* Let the device see what was queued before this one. */
 		revirt_vq_kick(bq->vq);
-		status = rvblk_add_error(bq, hctx, err);
+		status = rvblk_add_error(vblk, bq, hctx, err);
 		spin_unlock_irqrestore(&bq->lock, flags);
 		rvblk_cleanup(req);
 		return status;
@@ -1332,9 +1349,17 @@ static void rvblk_remove(struct revirt_device *vdev)
 {
 	struct rvblk *vblk = vdev->priv;
 	struct gendisk *disk = vblk->disk;
-	bool failed = rvblk_device_failed(vblk);
+	bool failed;
 
+	/* From here a request on a broken ring fails instead of waiting. */
 	WRITE_ONCE(vblk->removing, true);
+	/*
+	 * Orders that against reading the rings: a request that found its
+	 * ring broken and did not see removing stopped its hardware queue,
+	 * and the broken ring makes the stop below start it again.
+	 */
+	smp_mb();
+	failed = rvblk_device_failed(vblk);
 	/*
 	 * The core stopped config changes.  A failed device answers nothing:
 	 * stop it first, so that del_gendisk() sees every request fail.
