@@ -89,6 +89,8 @@ static DEFINE_IDA(rvblk_index_ida);
  * @resetting: the queue is reset alone; no request goes on its ring
  * @timed_out: a request timed out and the queue was reset alone for it;
  *	cleared when the device completes a request of the queue again
+ * @unanswered: requests the device used without writing their status; it
+ *	may still work on them, so they wait for the queue's next reset
  * @name: queue name, "req.N"
  */
 struct rvblk_vq {
@@ -97,6 +99,7 @@ struct rvblk_vq {
 	bool stopped;
 	bool resetting;
 	bool timed_out;
+	struct rvblk_req *unanswered;
 	char name[16];
 } ____cacheline_aligned_in_smp;
 
@@ -499,6 +502,21 @@ static void rvblk_end_list(struct rvblk_req *br, blk_status_t status)
 		iob.complete(&iob);
 }
 
+/*
+ * A used entry whose request has no status is a device that named the
+ * wrong buffer (the request is likely still on its avail ring): ending the
+ * request would fail it, or complete it before its data moved.  The queue
+ * breaks, and its reset gives the request back to the block layer.
+ */
+static void rvblk_hold_unanswered(struct rvblk_vq *bq, struct rvblk_req *br)
+{
+	dev_warn_ratelimited(&bq->vq->vdev->dev, "queue %s: the device used request %d without writing its status: retrying it after a reset of the queue\n",
+			     bq->name, blk_mq_rq_from_pdu(br)->tag);
+	revirt_vq_mark_broken(bq->vq);
+	br->next = bq->unanswered;
+	bq->unanswered = br;
+}
+
 /* Take every used buffer off the ring; the caller holds the queue lock. */
 static struct rvblk_req *rvblk_reap(struct rvblk_vq *bq, struct rvblk_req *list)
 {
@@ -507,6 +525,10 @@ static struct rvblk_req *rvblk_reap(struct rvblk_vq *bq, struct rvblk_req *list)
 
 	while ((br = revirt_vq_get_buf(bq->vq, &len))) {
 		/* The ring checked len against the writable bytes. */
+		if (unlikely(READ_ONCE(br->status) == RVBLK_S_UNSET)) {
+			rvblk_hold_unanswered(bq, br);
+			break;
+		}
 		br->next = list;
 		list = br;
 	}
@@ -561,16 +583,19 @@ static void rvblk_requeue_list(struct rvblk_req *br)
 
 /*
  * Take every request off the ring of a reset queue: the device used @used
- * (they end with its status), the others it never will (returned).
+ * (they end with its status), the others it never will (returned), with
+ * those it used without an answer.
  */
 static struct rvblk_req *rvblk_vq_take_all(struct rvblk_vq *bq,
 					   struct rvblk_req **used)
 {
-	struct rvblk_req *left = NULL, *br;
+	struct rvblk_req *left, *br;
 	unsigned long flags;
 
 	spin_lock_irqsave(&bq->lock, flags);
 	*used = rvblk_reap(bq, NULL);
+	left = bq->unanswered;
+	bq->unanswered = NULL;
 	while ((br = revirt_vq_detach_unused_buf(bq->vq))) {
 		br->next = left;
 		left = br;
