@@ -47,6 +47,9 @@
  *   used_stale_id    next N used entries: the id of a descriptor that
  *                    heads no request in flight (as far as the device
  *                    knows: not the request answered, not one waiting)
+ *   used_waiting_id  next N used entries: the id of the request made
+ *                    available after the one answered, which the device
+ *                    leaves waiting (the answer names the wrong buffer)
  *   used_long_len    next N used entries: length beyond the buffer
  *   used_idx_jump    next N used index updates: move by ring size + 1
  *   fault_queue      the used_* faults hit only this queue's used ring;
@@ -169,6 +172,7 @@ struct sim_faults {
 	u32 hold;
 	u32 used_bad_id;
 	u32 used_stale_id;
+	u32 used_waiting_id;
 	u32 used_long_len;
 	u32 used_idx_jump;
 	u32 fault_queue;
@@ -197,6 +201,7 @@ static const struct sim_knob sim_knobs[] = {
 	SIM_KNOB(hold),
 	SIM_KNOB(used_bad_id),
 	SIM_KNOB(used_stale_id),
+	SIM_KNOB(used_waiting_id),
 	SIM_KNOB(used_long_len),
 	SIM_KNOB(used_idx_jump),
 	SIM_KNOB(fault_queue),
@@ -626,13 +631,15 @@ static bool sim_fault_aims_at(const struct revirt_sim *sim,
 	return target == SIM_ANY_QUEUE || target == q->index;
 }
 
-/* Publish one used entry, lying about it if a fault knob says so. */
+/*
+ * Publish one used entry for the request at @head, naming @id, lying
+ * further if a fault knob says so.
+ */
 static void sim_push_used(struct revirt_sim *sim, struct sim_queue *q,
-			  u16 head, u32 len, u32 writable)
+			  u32 id, u16 head, u32 len, u32 writable)
 {
 	struct sim_faults *f = &sim->faults;
 	bool aimed = sim_fault_aims_at(sim, q);
-	u32 id = head;
 
 	if (aimed && sim_take_fault(sim, &f->used_bad_id, "used id out of range"))
 		id = q->num + head;
@@ -648,7 +655,8 @@ static void sim_push_used(struct revirt_sim *sim, struct sim_queue *q,
 	WRITE_ONCE(q->used->idx, __cpu_to_virtio16(true, q->used_idx));
 }
 
-static int sim_serve_one(struct revirt_sim *sim, struct sim_queue *q, u16 head)
+static int sim_serve_one(struct revirt_sim *sim, struct sim_queue *q, u16 head,
+			 u32 named)
 {
 	struct sim_chain c;
 	int len;
@@ -661,7 +669,7 @@ static int sim_serve_one(struct revirt_sim *sim, struct sim_queue *q, u16 head)
 	if (len < 0)
 		return len;
 	q->requests++;
-	sim_push_used(sim, q, head, len, c.in_len);
+	sim_push_used(sim, q, named, head, len, c.in_len);
 	return 0;
 }
 
@@ -687,6 +695,20 @@ static bool sim_wants_irq(const struct sim_queue *q)
 		 VRING_AVAIL_F_NO_INTERRUPT);
 }
 
+static u16 sim_avail_head(const struct sim_queue *q, u16 idx)
+{
+	return __virtio16_to_cpu(true, q->avail->ring[idx % q->num]);
+}
+
+/* A request waits behind the one served: used_waiting_id may name it. */
+static bool sim_names_waiting(struct revirt_sim *sim, struct sim_queue *q,
+			      int pending)
+{
+	return pending > 1 && sim_fault_aims_at(sim, q) &&
+	       sim_take_fault(sim, &sim->faults.used_waiting_id,
+			      "used id of a request still waiting");
+}
+
 /* Serve what is available; returns true if buffers were used. */
 static bool sim_serve_queue(struct revirt_sim *sim, struct sim_queue *q)
 {
@@ -694,15 +716,19 @@ static bool sim_serve_queue(struct revirt_sim *sim, struct sim_queue *q)
 	bool used = false;
 
 	for (; n > 0; n--) {
-		u16 head = __virtio16_to_cpu(true,
-				q->avail->ring[q->last_avail % q->num]);
+		u16 head = sim_avail_head(q, q->last_avail);
+		bool wrong = sim_names_waiting(sim, q, n);
+		u32 named = wrong ? sim_avail_head(q, q->last_avail + 1) : head;
 
-		if (sim_serve_one(sim, q, head)) {
+		if (sim_serve_one(sim, q, head, named)) {
 			sim_give_up(sim, "bad descriptor chain");
 			return used;
 		}
 		q->last_avail++;
 		used = true;
+		/* The request named stays unanswered while the driver looks. */
+		if (wrong)
+			break;
 	}
 	return used;
 }
@@ -750,7 +776,7 @@ static void sim_cons_use(struct revirt_sim *sim, struct sim_queue *q,
 			 unsigned long *used)
 {
 	q->requests++;
-	sim_push_used(sim, q, head, len, c->in_len);
+	sim_push_used(sim, q, head, head, len, c->in_len);
 	q->last_avail++;
 	*used |= BIT(q->index);
 }

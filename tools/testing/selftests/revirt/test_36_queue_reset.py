@@ -66,7 +66,8 @@ SIM_PARAMS = "rng=0 blk=1 blk_queues=2"
 QUEUE_DELAY_MS = 1500
 SIM_BOUND_MS = 5000
 SAMPLE_MS = 4500
-USED_FAULTS = ["used_bad_id", "used_stale_id", "used_long_len", "used_idx_jump"]
+USED_FAULTS = ["used_bad_id", "used_stale_id", "used_waiting_id", "used_long_len",
+               "used_idx_jump"]
 # The core's line when a queue reset failed and it resets the device.
 FALLBACK_RE = re.compile(r"queue.*resetting the device")
 
@@ -470,6 +471,7 @@ def check_sim_faults(ktap, bvm):
         "  echo done $k left=$(cat $K/$k) qr=$(cat $B/queue_resets) sim=$(cat $K/queue_resets)\n"
         "done\n"
         "echo resets=$R0/$(cat $B/resets) queue_resets=$Q0/$(cat $B/queue_resets)\n"
+        "echo unanswered=$(dmesg | grep -c 'without writing its status')\n"
         "echo %d > $K/fault_queue; echo 0 > $K/queue_reset_delay_ms; echo $T0 > $P\n"
         "qs_stop $d" % (SIM_BOUND_MS, QUEUE_DELAY_MS, " ".join(USED_FAULTS), SAMPLE_MS,
                         ANY_QUEUE), timeout=300)
@@ -494,6 +496,10 @@ def check_sim_faults(ktap, bvm):
                 "queue_resets %s, sim queue_resets %s, longest stall of queue 1 %d ms in "
                 "which queue 0 served %d\n%s\n%s\nsamples (ms, q0, q1): %s"
                 % (qmove, smove, stall_ms, q0_served, head, tail, samples))
+    # used_waiting_id: the driver finds no status in the request named, or
+    # (if the device served that one first) a used entry not in flight.
+    ktap.diag("sim: requests held for the queue's reset as used without a status: %s"
+              % num(out, "unanswered"))
     res, healed_all = pair(out, "resets"), pair(out, "queue_resets")
     ktap.ok("qreset: sim faults on queue 1: healed by %d queue resets, resets (whole device) "
             "did not move, 0 writer errors, every acknowledged block reads back right"
