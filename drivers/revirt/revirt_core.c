@@ -780,6 +780,17 @@ int revirt_renegotiate(struct revirt_device *vdev)
 }
 EXPORT_SYMBOL_GPL(revirt_renegotiate);
 
+/*
+ * After a probe, reinit or restore: DRIVER_OK unless the driver set it
+ * already (to use the device during its probe), then config changes.
+ */
+static void revirt_driver_running(struct revirt_device *vdev)
+{
+	if (!(vdev->config->get_status(vdev) & VIRTIO_CONFIG_S_DRIVER_OK))
+		revirt_device_ready(vdev);
+	revirt_config_enable(vdev);
+}
+
 static int revirt_dev_probe(struct device *dev)
 {
 	struct revirt_device *vdev = dev_to_revirt(dev);
@@ -797,9 +808,7 @@ static int revirt_dev_probe(struct device *dev)
 	err = drv->probe(vdev);
 	if (err)
 		goto failed;
-	if (!(vdev->config->get_status(vdev) & VIRTIO_CONFIG_S_DRIVER_OK))
-		revirt_device_ready(vdev);
-	revirt_config_enable(vdev);
+	revirt_driver_running(vdev);
 	return 0;
 
 failed:
@@ -962,9 +971,7 @@ int revirt_device_restore(struct revirt_device *vdev)
 		revirt_schedule_reset(vdev);
 		return err;
 	}
-	if (!(vdev->config->get_status(vdev) & VIRTIO_CONFIG_S_DRIVER_OK))
-		revirt_device_ready(vdev);
-	revirt_config_enable(vdev);
+	revirt_driver_running(vdev);
 	return 0;
 }
 EXPORT_SYMBOL_GPL(revirt_device_restore);
@@ -1016,9 +1023,7 @@ static int revirt_reinit(struct revirt_device *vdev,
 			drv->driver.name, err);
 		return err;
 	}
-	if (!(vdev->config->get_status(vdev) & VIRTIO_CONFIG_S_DRIVER_OK))
-		revirt_device_ready(vdev);
-	revirt_config_enable(vdev);
+	revirt_driver_running(vdev);
 	return 0;
 }
 
