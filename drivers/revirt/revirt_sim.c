@@ -599,6 +599,12 @@ static bool sim_take_fault(struct revirt_sim *sim, u32 *count,
 	return true;
 }
 
+/* The head of the avail entry @idx (free running). */
+static u16 sim_avail_head(const struct sim_queue *q, u16 idx)
+{
+	return __virtio16_to_cpu(true, q->avail->ring[idx % q->num]);
+}
+
 /* A descriptor that no request the device knows of starts at. */
 static u32 sim_idle_id(struct sim_queue *q, u16 head)
 {
@@ -610,8 +616,7 @@ static u32 sim_idle_id(struct sim_queue *q, u16 head)
 		u32 id = (head + k) % q->num;
 
 		for (i = q->last_avail; i != avail_idx; i++)
-			if (__virtio16_to_cpu(true,
-					      q->avail->ring[i % q->num]) == id)
+			if (sim_avail_head(q, i) == id)
 				break;
 		if (i == avail_idx)
 			return id;
@@ -695,11 +700,6 @@ static bool sim_wants_irq(const struct sim_queue *q)
 		 VRING_AVAIL_F_NO_INTERRUPT);
 }
 
-static u16 sim_avail_head(const struct sim_queue *q, u16 idx)
-{
-	return __virtio16_to_cpu(true, q->avail->ring[idx % q->num]);
-}
-
 /* A request waits behind the one served: used_waiting_id may name it. */
 static bool sim_names_waiting(struct revirt_sim *sim, struct sim_queue *q,
 			      int pending)
@@ -762,7 +762,7 @@ static bool sim_cons_peek(struct revirt_sim *sim, struct sim_queue *q,
 {
 	if (!q->ready || !sim_running(sim) || sim_avail_pending(sim, q) <= 0)
 		return false;
-	*head = __virtio16_to_cpu(true, q->avail->ring[q->last_avail % q->num]);
+	*head = sim_avail_head(q, q->last_avail);
 	if (sim_collect(sim, q, *head, c) || (rx ? c->nout : c->nin)) {
 		sim_give_up(sim, "bad descriptor chain");
 		return false;
