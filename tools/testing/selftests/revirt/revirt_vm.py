@@ -27,6 +27,12 @@ import traceback
 QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
 
 READY_TIMEOUT = 120
+# A console quiet for this long while the host waits gets an empty line
+# (guest/init answers it with a lone "\r", which the host drops).  The
+# 8250's transmitter has been seen to stop mid-line under a loaded TCG
+# host ("@@READY" arriving without its newline until the boot timed
+# out): the receive interrupt, and the guest's next write, start it again.
+NUDGE_SECS = 10
 
 # What the debug kernel's checkers print (and any kernel's WARN or BUG).
 # The guest keeps the lines holding one of these words (lib.sh's
@@ -201,6 +207,8 @@ class VM:
         self._pos = 0
         self._lock = threading.Condition()
         self._eof = False
+        self._last_data = time.monotonic()
+        self.nudges = 0
         self._qmp = None
         self._qmp_file = None
         self.proc = None
@@ -295,18 +303,28 @@ class VM:
                     self._lock.notify_all()
                     return
                 self._buf += data.decode("utf-8", "replace").replace("\r", "")
+                self._last_data = time.monotonic()
                 self._lock.notify_all()
 
     def _expect(self, pattern, timeout, what):
         """Wait for pattern after the read cursor; move the cursor past it."""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
+        nudged = 0
         with self._lock:
             while True:
                 m = rx.search(self._buf, self._pos)
                 if m:
                     self._pos = m.end()
+                    if nudged:
+                        print("# %s: the console stopped mid-line and went on after "
+                              "%d nudge(s), waiting for %s" % (self.name, nudged, what),
+                              flush=True)
                     return m
+                # only a stop mid-line is the transmitter's; a quiet
+                # console at a line's end is a guest at work
+                if self._nudge() and self._buf and not self._buf.endswith("\n"):
+                    nudged += 1
                 if self._eof:
                     raise VMError("%s: QEMU exited (rc=%s) while waiting for %r\n%s"
                                   % (self.name, self.proc.poll(), pattern, self.diag_tail()))
@@ -315,6 +333,20 @@ class VM:
                     raise VMTimeout("%s: timeout (%ds) waiting for %s (%r)\n%s"
                                     % (self.name, timeout, what, pattern, self.diag_tail()))
                 self._lock.wait(min(left, 1.0))
+
+    def _nudge(self):
+        """Send an empty line if the console has been quiet for NUDGE_SECS
+        since its last data or the last nudge (called with _lock held)."""
+        now = time.monotonic()
+        if self._eof or now - self._last_data < NUDGE_SECS:
+            return False
+        self._last_data = now
+        try:
+            self._send("")
+        except (OSError, VMError):
+            return False
+        self.nudges += 1
+        return True
 
     def _send(self, line):
         if self.proc is None or self.proc.poll() is not None:

@@ -5,7 +5,7 @@ status-write trace of the firmware's boot disk."""
 
 import base64
 
-from revirt_vm import DRIVER_OK, MAX_LINE, collapse
+from revirt_vm import DRIVER_OK, MAX_LINE, NUDGE_SECS, collapse
 from revirt_rig import DEVICES
 
 
@@ -28,6 +28,16 @@ def run(ktap, env):
     want = "".join("line%d\n" % i for i in range(1500)) + "done\n"
     ok("harness: a %d-byte script goes through in chunks" % len(body),
        rc == 0 and out == want, "rc=%d, %d bytes of output, want %d" % (rc, len(out), len(want)))
+
+    # Nudges sent into a console quiet for longer than NUDGE_SECS must
+    # leave every script's output as it was.
+    before = vm.nudges
+    rc, out = vm.sh("sleep %d; echo quiet" % (NUDGE_SECS + 2))
+    rc2, out2 = vm.sh("echo after")
+    ok("harness: nudges of a quiet console leave the scripts' output exact",
+       vm.nudges > before and (rc, out, rc2, out2) == (0, "quiet\n", 0, "after\n"),
+       "nudges %d, rc=%d out=%r, then rc=%d out=%r"
+       % (vm.nudges - before, rc, out, rc2, out2))
 
     paths = vm.virtio_paths()
     want_paths = {"/machine/peripheral/%s/virtio-backend" % q for q, *_ in DEVICES}
