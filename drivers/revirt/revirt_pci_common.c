@@ -90,7 +90,9 @@ unsigned int revirt_pci_max_vq_size(struct revirt_virtqueue *vq)
  * @reg: the register's name, for the message
  *
  * A removed function, or one whose memory decoding was turned off, reads
- * all-ones everywhere.  The core is told once (revirt_device_gone()).
+ * all-ones everywhere.  The core is told once (revirt_device_gone()).  So
+ * does a function whose channel an error froze, until the error recovery
+ * resets its link: that one is not gone (revirt_pci_error_detected()).
  *
  * Return: true if the device is gone.
  */
@@ -99,7 +101,7 @@ bool revirt_pci_gone(struct revirt_pci_device *rvp, u32 val, u32 ones,
 {
 	char why[64];
 
-	if (val != ones)
+	if (val != ones || pci_channel_offline(rvp->pdev))
 		return false;
 	snprintf(why, sizeof(why), "%s reads 0x%x", reg, val);
 	revirt_device_gone(&rvp->vdev, why);
@@ -124,6 +126,8 @@ bool revirt_pci_unreachable(struct revirt_pci_device *rvp)
 	char why[64];
 	u16 cmd;
 
+	if (pci_channel_offline(pdev))
+		return false;
 	if (!pci_device_is_present(pdev)) {
 		revirt_device_gone(&rvp->vdev, "no longer present on the PCI bus");
 		return true;
@@ -506,6 +510,8 @@ static int revirt_pci_probe(struct pci_dev *pdev,
 	}
 	rvp->vdev.config = rvp->layout->config;
 	pci_set_master(pdev);
+	/* what the slot reset of an AER recovery puts back */
+	pci_save_state(pdev);
 	pci_set_drvdata(pdev, rvp);
 
 	err = revirt_register_device(&rvp->vdev);
@@ -556,7 +562,64 @@ static void revirt_pci_reset_done(struct pci_dev *pdev)
 	device_unlock(&rvp->vdev.dev);
 }
 
+/*
+ * AER recovery.  A fatal error resets the link below the port, and with
+ * it the function, which loses every request it held; a non-fatal one
+ * leaves the device in a state nobody knows.  Both are answered the same
+ * way: nothing is asked of the device until the slot reset (with its
+ * channel frozen every register reads all-ones), then a virtio reset and
+ * the whole set-up, as for a function reset.  The revirt device's lock
+ * is taken within the slot reset alone: the PCI core may abandon a
+ * recovery between its callbacks, and a lock held across them would
+ * then never be dropped.
+ */
+static pci_ers_result_t revirt_pci_error_detected(struct pci_dev *pdev,
+						  pci_channel_state_t state)
+{
+	struct revirt_pci_device *rvp = pci_get_drvdata(pdev);
+
+	if (state == pci_channel_io_perm_failure) {
+		revirt_device_gone(&rvp->vdev, "its PCI channel failed for good");
+		return PCI_ERS_RESULT_DISCONNECT;
+	}
+	dev_warn(&rvp->vdev.dev, "PCI error, channel %s: resetting the device\n",
+		 state == pci_channel_io_frozen ? "frozen" : "still working");
+	return PCI_ERS_RESULT_NEED_RESET;
+}
+
+static pci_ers_result_t revirt_pci_slot_reset(struct pci_dev *pdev)
+{
+	struct revirt_pci_device *rvp = pci_get_drvdata(pdev);
+	int err;
+
+	/* The link reset cleared the BARs, COMMAND and MSI-X: nobody else
+	 * puts them back (the PCI core's error reset saves nothing).
+	 */
+	pci_restore_state(pdev);
+	pci_save_state(pdev);
+	device_lock(&rvp->vdev.dev);
+	err = revirt_device_freeze(&rvp->vdev);
+	if (!err)
+		err = revirt_device_restore(&rvp->vdev);
+	device_unlock(&rvp->vdev.dev);
+	if (err) {
+		dev_err(&rvp->vdev.dev, "not recovered from the PCI error (%d)\n", err);
+		return PCI_ERS_RESULT_DISCONNECT;
+	}
+	return PCI_ERS_RESULT_RECOVERED;
+}
+
+static void revirt_pci_error_resume(struct pci_dev *pdev)
+{
+	struct revirt_pci_device *rvp = pci_get_drvdata(pdev);
+
+	dev_info(&rvp->vdev.dev, "recovered from the PCI error\n");
+}
+
 static const struct pci_error_handlers revirt_pci_err_handler = {
+	.error_detected = revirt_pci_error_detected,
+	.slot_reset = revirt_pci_slot_reset,
+	.resume = revirt_pci_error_resume,
 	.reset_prepare = revirt_pci_reset_prepare,
 	.reset_done = revirt_pci_reset_done,
 };
