@@ -78,7 +78,8 @@ SHARD_COST = {
     "test_30_blkdrv": 44, "test_30_blkdrv_transports": 60,
     "test_35_blkreset": 75, "test_36_queue_reset": 80,
     "test_37_console": 130, "test_38_dead": 45, "test_39_pm": 90,
-    "test_40_renegotiate": 16, "test_41_hotplug": 113, "test_45_balloon": 88,
+    "test_40_renegotiate": 16, "test_41_hotplug": 113, "test_42_aer": 90,
+    "test_45_balloon": 88,
     "test_50_badinput": 20, "test_60_stress": 57, "test_70_mmio": 110,
     "test_80_needs_reset": 6, "test_85_sim": 73, "test_90_takeover": 34,
 }
