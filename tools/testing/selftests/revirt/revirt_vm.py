@@ -209,6 +209,9 @@ class VM:
         self._eof = False
         self._last_data = time.monotonic()
         self.nudges = 0
+        # the asynchronous QMP events read so far, in order: the name,
+        # then its data if it has any
+        self.qmp_events = []
         self._qmp = None
         self._qmp_file = None
         self.proc = None
@@ -456,7 +459,10 @@ class VM:
                 return reply["return"]
             if "error" in reply:
                 raise QMPError(cmd, reply["error"])
-            # asynchronous events ({"event": ...}) are skipped
+            if "event" in reply:
+                data = reply.get("data")
+                self.qmp_events.append(reply["event"] + (" %s" % json.dumps(data)
+                                                         if data else ""))
 
     def virtio_paths(self):
         """{path: name} of the virtio devices, e.g.
