@@ -20,13 +20,21 @@ detector armed at 5 s:
        restored, revirt-pci unbound and bound again, and the host traces
        the new device's reset and probe; every block the writer was told
        was written reads back right.
+  mounted  an ext4 filesystem (made on the host) on a second disk "df",
+       mounted in the guest, a loop writing files with fsync; df's memory
+       decoding turned off the same way: the device is found gone, the
+       writer loop ends, umount returns within 3 s and /proc/mounts no
+       longer lists it, revirt-pci unbinds, and bound again the disk is
+       back at DRIVER_OK.
 """
 
 import re
+import types
 
 from blkdrv import BLK_LIB, BlkVM, Disk, collapse, hx, check_quiet
 from revirt_vm import VMError
-from test_35_blkreset import LIB as STAMP_LIB, summary
+from revirt_rig import kmods_initrd
+from test_35_blkreset import FS_KMODS, LIB as STAMP_LIB, mkfs, summary
 
 MODULES = ["revirt", "revirt_pci", "revirt_blk", "revirt_sim"]
 MiB = 1 << 20
@@ -55,6 +63,19 @@ stamp_end() {
 	wait $STAMP
 	echo writer=$? writer_stop_ms=$(($(now_ms) - t))
 	cat /tmp/stamp.out
+}
+# pcidev QID: set r, pci, C (its config file) and cmd (COMMAND, in hex)
+# for the PCI function of a disk
+pcidev() {
+	r=$(rvb_rv $1) || return 1
+	pci=$(basename $(dirname $(readlink -f $RV_BUS/devices/$r)))
+	C=/sys/bus/pci/devices/$pci/config
+	cmd=$(od -An -tx2 -j4 -N2 $C | tr -d ' ')
+}
+# cmdw CONFIG VALUE: write a function's 16-bit COMMAND register
+cmdw() {
+	printf "$(printf '\\%03o\\%03o' $(($2 & 255)) $(($2 >> 8)))" |
+		dd of=$1 bs=2 seek=2 count=1 conv=notrunc 2>/dev/null
 }
 # timed NAME CMD...: run CMD, print NAME_rc and NAME_ms
 timed() {
@@ -176,17 +197,12 @@ def check_rng(ktap, bvm, bound):
 
 
 PCI_DEAD = r"""
-d=$(rvb_dev dd) && r=$(rvb_rv dd) || exit 1
-pci=$(basename $(dirname $(readlink -f $RV_BUS/devices/$r)))
-C=/sys/bus/pci/devices/$pci/config
-cmd=$(od -An -tx2 -j4 -N2 $C | tr -d ' ')
+d=$(rvb_dev dd) && pcidev dd || exit 1
 echo pci=$pci cmd=0x$cmd
-# cmdw VALUE: write the 16-bit COMMAND register, little endian
-cmdw() { printf "$(printf '\\%03o\\%03o' $(($1 & 255)) $(($1 >> 8)))" | dd of=$C bs=2 seek=2 count=1 conv=notrunc 2>/dev/null; }
 echo 2000 > /sys/block/$d/queue/io_timeout
 stamp_start $d 0 512
 g0=$(dmesg | grep -c "$r: device is gone (")
-t0=$(now_ms); cmdw $((0x$cmd & ~2)); echo cmdw_rc=$? now=$(od -An -tx2 -j4 -N2 $C | tr -d ' ')
+t0=$(now_ms); cmdw $C $((0x$cmd & ~2)); echo cmdw_rc=$? now=$(od -An -tx2 -j4 -N2 $C | tr -d ' ')
 err_wait $t0
 echo gone=$(($(dmesg | grep -c "$r: device is gone (") - g0))
 dmesg | grep "$r: device is gone" | tail -n 1
@@ -194,7 +210,7 @@ echo status=$(cat $RV_BUS/devices/$r/status)
 timed unbind sh -c "echo $r > $RV_BUS/drivers/revirt_blk/unbind"
 stamp_end
 cp /tmp/stamp.out /tmp/pci.state
-cmdw $((0x$cmd)); echo restored=$(od -An -tx2 -j4 -N2 $C | tr -d ' ')
+cmdw $C $((0x$cmd)); echo restored=$(od -An -tx2 -j4 -N2 $C | tr -d ' ')
 echo $pci > /sys/bus/pci/drivers/revirt-pci/unbind; echo pci_unbind_rc=$?
 """
 
@@ -251,6 +267,58 @@ def check_pci(ktap, bvm, bound):
             "ptr %s, status writes: %s" % (ptr, hx(seq)))
 
 
+MOUNTED_DEAD = r"""
+d=$(rvb_dev df) && pcidev df || exit 1
+rv_kmods_load || echo KMODS_FAILED
+mkdir -p /mnt/df && mount -t ext4 /dev/$d /mnt/df || exit 1
+echo mounted=$d
+echo 2000 > /sys/block/$d/queue/io_timeout
+rm -f /tmp/df.stop /tmp/df.err
+(i=0; while [ $i -lt 100000 ] && [ ! -e /tmp/df.stop ]; do
+	dd if=/dev/zero of=/mnt/df/f$((i %% 8)) bs=4096 count=16 conv=fsync 2>>/tmp/df.err
+	i=$((i + 1))
+done; echo loops=$i >/tmp/df.loops) &
+W=$!
+sleep 1
+g0=$(dmesg | grep -c "$r: device is gone (")
+t0=$(now_ms); cmdw $C $((0x$cmd & ~2)); echo cmdw_rc=$?
+i=0
+while [ $(($(dmesg | grep -c "$r: device is gone (") - g0)) -eq 0 ] && [ $i -lt %d ]; do
+	usleep 50000; i=$((i + 1))
+done
+echo gone_ms=$(($(now_ms) - t0)) gone=$(($(dmesg | grep -c "$r: device is gone (") - g0))
+touch /tmp/df.stop
+timed wstop wait $W
+cat /tmp/df.loops; echo errlines=$(grep -c . /tmp/df.err)
+timed umount umount /mnt/df
+echo mounts=$(grep -c ' /mnt/df ' /proc/mounts)
+cmdw $C $((0x$cmd))
+timed unbindpci sh -c "echo $pci > /sys/bus/pci/drivers/revirt-pci/unbind"
+echo $pci > /sys/bus/pci/drivers/revirt-pci/bind; echo pci_bind_rc=$?
+d=$(rvb_wait df) && echo back=$d status=$(cat $RV_BUS/devices/$(rvb_rv df)/status)
+""" % (ERROR_MS // 50)
+
+
+def check_mounted(ktap, bvm):
+    """(d) an ext4 filesystem mounted on a disk that goes dead under a
+    writer: the umount finishes, and the disk comes back after."""
+    rc, out = bvm.sh(MOUNTED_DEAD, timeout=120)
+    ms = numbers(out)
+    ktap.diag("mounted dead: " + ", ".join("%s %d" % kv for kv in sorted(ms.items())))
+    ktap.ok("dead: mounted: ext4 on df, memory decoding turned off under a file writer: "
+            "the device is found gone within %d ms" % ERROR_MS,
+            rc == 0 and "mounted=" in out and ms.get("cmdw_rc") == 0 and "gone=1" in out
+            and ms.get("gone_ms", 99999) < ERROR_MS, out)
+    ktap.ok("dead: mounted: the file writer ends within %d ms, then umount returns within "
+            "%d ms and the filesystem is gone from /proc/mounts" % (LIMIT_MS, LIMIT_MS),
+            ms.get("umount_rc") == 0 and ms.get("umount_ms", 99999) < LIMIT_MS
+            and "mounts=0" in out and ms.get("wstop_ms", 99999) < LIMIT_MS, out)
+    ktap.ok("dead: mounted: revirt-pci unbinds within %d ms, and bound again the disk is "
+            "back at DRIVER_OK" % LIMIT_MS,
+            ms.get("unbindpci_rc") == 0 and ms.get("unbindpci_ms", 99999) < LIMIT_MS
+            and "pci_bind_rc=0" in out and re.search(r"back=rvd\w+ status=0x0f", out), out)
+
+
 def check_end(ktap, bvm, hung, bound):
     rc, out = bvm.sh(
         "timed rmblk rvb_rmmod\n"
@@ -269,8 +337,14 @@ def check_end(ktap, bvm, hung, bound):
 def run(ktap, env):
     if env.skip_unbuilt(ktap, "dead: dead devices under I/O", MODULES):
         return
-    disks = [Disk(env.tmp, "dd", 16 * MiB, props="num-queues=1")]
-    bvm = BlkVM(env, "dead", disks, smp=2)
+    disks = [Disk(env.tmp, "dd", 16 * MiB, props="num-queues=1"),
+             Disk(env.tmp, "df", 32 * MiB, props="num-queues=1")]
+    if not mkfs(disks[1].path):
+        ktap.ok("dead: mkfs.ext4 makes df's image on the host", False,
+                "mkfs.ext4 failed or is missing (e2fsprogs, scripts/revirt-deps)")
+        return
+    vmenv = types.SimpleNamespace(kernel=env.kernel, initrd=kmods_initrd(env, FS_KMODS, "dead"))
+    bvm = BlkVM(vmenv, "dead", disks, smp=2)
     bvm.sh = lambda script, timeout=120: bvm.vm.sh(BLK_LIB + LIB + script, timeout)
     try:
         ok, hung, bound = check_setup(ktap, bvm)
@@ -279,6 +353,7 @@ def run(ktap, env):
         check_sim(ktap, bvm, bound)
         check_rng(ktap, bvm, bound)
         check_pci(ktap, bvm, bound)
+        check_mounted(ktap, bvm)
         check_end(ktap, bvm, hung, bound)
     except VMError as e:
         ktap.ok("dead: the VM answered", False, str(e))
