@@ -453,28 +453,38 @@ def check_end(ktap, pvm, hung):
     check_quiet(ktap, pvm, pvm.tag, hung, HUNG_SECS, out)
 
 
-def run_vm(ktap, env, machine, kinds):
-    pvm = PmVM(env, machine)
+def run_frame(ktap, bvm, tag, setup, body):
+    """The frame of a VM under the stamping writer on its disk pd:
+    setup(ktap, bvm) -> (ok, hung); if ok, body(hung, state), which adds
+    the writer's acknowledged stamps to state.  A VM that stops answering
+    fails one check; the VM is stopped; once the body ran, the host image
+    of pd must hold every stamp in state."""
     state = []
     ran = False
     try:
-        ok, hung = check_setup(ktap, pvm)
-        if not ok:
-            return
-        ran = True
+        ok, hung = setup(ktap, bvm)
+        if ok:
+            ran = True
+            body(hung, state)
+    except VMError as e:
+        ktap.ok("%s: the VM answered" % tag, False, str(e))
+    finally:
+        bvm.stop()
+    if ran:
+        checked, bad = host_check_stamps(bvm.disk.path, state)
+        ktap.ok("%s: host image of pd: every acknowledged stamp is there (%d blocks checked)"
+                % (tag, checked), checked > 0 and bad == 0, "checked %d bad %d" % (checked, bad))
+
+
+def run_vm(ktap, env, machine, kinds):
+    pvm = PmVM(env, machine)
+
+    def body(hung, state):
         feats0 = pvm.features()
         for n, kind in enumerate(kinds):
             state += check_series(ktap, pvm, kind, feats0, MEM - 32 * (n + 1))
         check_end(ktap, pvm, hung)
-    except VMError as e:
-        ktap.ok("%s: the VM answered" % pvm.tag, False, str(e))
-    finally:
-        pvm.stop()
-    if ran:
-        checked, bad = host_check_stamps(pvm.disk.path, state)
-        ktap.ok("%s: host image of pd: every acknowledged stamp of the series is there "
-                "(%d blocks checked)" % (pvm.tag, checked), checked > 0 and bad == 0,
-                "checked %d bad %d" % (checked, bad))
+    run_frame(ktap, pvm, pvm.tag, check_setup, body)
 
 
 def run(ktap, env):
