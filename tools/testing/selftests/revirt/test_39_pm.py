@@ -113,13 +113,6 @@ pm_port() {
 	done
 	return 1
 }
-# pm_rng: the revirtN bound to revirt_rng
-pm_rng() {
-	for _x in $RV_BUS/devices/*; do
-		[ "$(basename "$(readlink $_x/driver)")" = revirt_rng ] && { echo ${_x##*/}; return 0; }
-	done
-	return 1
-}
 """ % PORT
 
 # The body of every series: ACTION runs CYCLES times (bounded by
@@ -235,13 +228,10 @@ def check_setup(ktap, pvm):
     rc, out = pvm.sh(
         "for m in %s; do rv_insmod $m || exit 1; done\n"
         "d=$(rvb_wait pd) || exit 1; echo pd $d\n"
-        "i=0; while ! pm_rng >/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done\n"
-        "echo rng $(pm_rng)\n"
+        "echo rng $(rv_wait_bound revirt_rng)\n"
         "i=0; while ! pm_port >/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done\n"
         "echo port $(pm_port)\n"
-        "H=/proc/sys/kernel/hung_task_timeout_secs\n"
-        "if [ -w $H ]; then echo %d > $H; echo -1 > /proc/sys/kernel/hung_task_warnings;"
-        " echo hung=$(cat $H); else echo hung=none; fi\n"
+        "rv_hung_arm %d\n"
         "echo states=\"$(cat /sys/power/state)\" pm_test=\"$(cat /sys/power/pm_test)\"\n"
         "pm_devs" % (" ".join(MODULES), HUNG_SECS))
     ok = ktap.ok("%s: the disk pd, the entropy device, the balloon and the serial port %s "
@@ -264,7 +254,7 @@ def check_setup(ktap, pvm):
                        "2>/dev/null\n")
     m1 = pvm.mark()
     pvm.learn_ptr("pd", m0, m1)
-    rc3, out3 = pvm.sh("r=$(pm_rng) || exit 1; rv_entropy_ok ${r#revirt}")
+    rc3, out3 = pvm.sh("r=$(rv_bound_to revirt_rng) || exit 1; rv_entropy_ok ${r#revirt}")
     m2 = pvm.mark()
     rng = notified(pvm, m1, m2)
     if len(rng) == 1:
@@ -432,7 +422,8 @@ def check_series(ktap, pvm, kind, feats0, target):
             feats == feats0,
             "\n".join("%s: before %s\n  now %s" % (q, feats0[q], feats[q])
                       for q in QIDS if feats[q] != feats0[q]))
-    rc2, out2 = pvm.sh("r=$(pm_rng) || exit 1; rv_entropy_ok ${r#revirt} && echo entropy-ok")
+    rc2, out2 = pvm.sh("r=$(rv_bound_to revirt_rng) || exit 1\n"
+                       "rv_entropy_ok ${r#revirt} && echo entropy-ok")
     ktap.ok("%s: /dev/hwrng (revirt_rng) still serves entropy" % tag,
             rc2 == 0 and "entropy-ok" in out2, out2)
     good, diag = balloon_follows(pvm, target)

@@ -148,9 +148,7 @@ def check_setup(ktap, hvm, mode):
     rc, out = hvm.sh(
         "for m in %s; do rv_insmod $m || exit 1; done\n"
         "d=$(rvb_wait hp) || exit 1; echo hp $d\n"
-        "H=/proc/sys/kernel/hung_task_timeout_secs\n"
-        "[ -w $H ] && echo %d > $H && echo -1 > /proc/sys/kernel/hung_task_warnings\n"
-        "echo hung=$(cat $H 2>/dev/null || echo none)\n"
+        "rv_hung_arm %d\n"
         "echo slots=$(ls /sys/bus/pci/slots | tr '\\n' ' ')\n"
         "echo pciehp=$(dmesg | grep -c 'pciehp.*Slot') acpiphp=$(dmesg | grep -c 'acpiphp: Slot')"
         % (" ".join(MODULES), HUNG_SECS))

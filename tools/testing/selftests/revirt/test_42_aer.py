@@ -65,13 +65,6 @@ aer_count() {
 aer_port() {
 	basename $(dirname $(readlink -f /sys/bus/pci/devices/$1))
 }
-# aer_rng: the revirtN bound to revirt_rng
-aer_rng() {
-	for _x in $RV_BUS/devices/*; do
-		[ "$(basename "$(readlink $_x/driver)")" = revirt_rng ] && { echo ${_x##*/}; return 0; }
-	done
-	return 1
-}
 # aer_pci_of revirtN: its PCI function
 aer_pci_of() {
 	basename $(dirname $(readlink -f $RV_BUS/devices/$1))
@@ -138,12 +131,9 @@ def check_setup(ktap, avm):
     rc, out = avm.sh(
         "for m in %s; do rv_insmod $m || exit 1; done\n"
         "d=$(rvb_wait pd) || exit 1; echo pd $d\n"
-        "i=0; while ! aer_rng >/dev/null && [ $i -lt 100 ]; do usleep 100000; i=$((i + 1)); done\n"
-        "echo rng $(aer_rng)\n"
-        "H=/proc/sys/kernel/hung_task_timeout_secs\n"
-        "if [ -w $H ]; then echo %d > $H; echo -1 > /proc/sys/kernel/hung_task_warnings;"
-        " echo hung=$(cat $H); else echo hung=none; fi\n"
-        "for x in $(rvb_rv pd) $(aer_rng); do p=$(aer_port $(aer_pci_of $x)); "
+        "echo rng $(rv_wait_bound revirt_rng)\n"
+        "rv_hung_arm %d\n"
+        "for x in $(rvb_rv pd) $(rv_bound_to revirt_rng); do p=$(aer_port $(aer_pci_of $x)); "
         "echo aer $x $p fatal=$(aer_count $p fatal); done\n"
         "dmesg | grep -i 'aer' | tail -n 5" % (" ".join(MODULES), HUNG_SECS))
     ok = ktap.ok("aer: the disk pd and the entropy device are bound, each behind a root port "
@@ -157,7 +147,7 @@ def check_setup(ktap, avm):
                     "dd if=/dev/zero of=/dev/$d bs=4096 count=4 seek=4000 oflag=direct")
     m1 = avm.mark()
     avm.learn_ptr("pd", m0, m1)
-    rc3, out3 = avm.sh("r=$(aer_rng) || exit 1; rv_entropy_ok ${r#revirt}")
+    rc3, out3 = avm.sh("r=$(rv_bound_to revirt_rng) || exit 1; rv_entropy_ok ${r#revirt}")
     m2 = avm.mark()
     rng = {a.split()[1] for _, a in avm.vm.trace_events(m1, m2, event="virtio_queue_notify")}
     rng.discard(avm.ptr.get("pd"))
@@ -265,7 +255,8 @@ def check_rng(ktap, avm):
     host = {}
     inject_series(avm, "rng0", RNG_CYCLES, ERRORS[:1], m0, host)
     n, seq = avm.setups_of("rng0", m0)
-    rc, out = avm.sh("r=$(aer_rng) || exit 1; rv_entropy_ok ${r#revirt} && echo entropy-ok\n"
+    rc, out = avm.sh("r=$(rv_bound_to revirt_rng) || exit 1\n"
+                     "rv_entropy_ok ${r#revirt} && echo entropy-ok\n"
                      "echo status=$(cat $RV_BUS/devices/$r/status)")
     ktap.diag("%s: host: %s" % (tag, "; ".join(host["log"])))
     ktap.ok("%s: %d fatal errors: the host traces a reset and the whole set-up for each, and "

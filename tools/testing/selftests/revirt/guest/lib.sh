@@ -102,6 +102,36 @@ rv_entropy() {
 	echo "B $(rv_read_hex /dev/hwrng 64)"
 }
 
+# rv_hung_arm SECS: arm the hung-task detector at SECS seconds, every
+# blocked task reported; prints hung=SECS, or hung=none on a kernel
+# without the detector.
+rv_hung_arm() {
+	_h=/proc/sys/kernel/hung_task_timeout_secs
+	if [ -w $_h ]; then
+		echo "$1" >$_h && echo -1 >/proc/sys/kernel/hung_task_warnings
+		echo hung=$(cat $_h)
+	else
+		echo hung=none
+	fi
+}
+
+# rv_bound_to DRIVER: the first revirtN bound to DRIVER (e.g. revirt_rng)
+rv_bound_to() {
+	for _x in $RV_BUS/devices/*; do
+		[ "$(basename "$(readlink $_x/driver)")" = "$1" ] && { echo ${_x##*/}; return 0; }
+	done
+	return 1
+}
+
+# rv_wait_bound DRIVER: rv_bound_to, waiting up to 10 s for the device
+rv_wait_bound() {
+	_i=0
+	while ! rv_bound_to "$1" >/dev/null && [ $_i -lt 100 ]; do
+		usleep 100000; _i=$((_i + 1))
+	done
+	rv_bound_to "$1"
+}
+
 # rv_entropy_ok N: like rv_entropy but only checks: 64 bytes each, not all
 # zero, the two reads differ.  Prints the reason and fails otherwise.
 rv_entropy_ok() {
