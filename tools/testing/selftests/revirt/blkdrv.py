@@ -122,14 +122,14 @@ class BlkVM:
     """A VM of its own for the block tests."""
 
     def __init__(self, env, name, disks, machine="pc", smp=1, extra=(),
-                 append=""):
+                 append="", mem=512):
         self.disks = {d.qid: d for d in disks}
         args = ["-smp", str(smp)] + list(extra)
         for d in disks:
             args += d.args
         self.vm = VM(devices=args, machine=machine, kernel=env.kernel,
                      initrd=env.initrd, trace_events=TRACE, extra_append=append,
-                     name=name)
+                     name=name, mem=mem)
         self.ptr = {}
 
     def sh(self, script, timeout=120):
