@@ -68,7 +68,7 @@ stamp_end() {
 # for the PCI function of a disk
 pcidev() {
 	r=$(rvb_rv $1) || return 1
-	pci=$(basename $(dirname $(readlink -f $RV_BUS/devices/$r)))
+	pci=$(rv_pci_of $r)
 	C=/sys/bus/pci/devices/$pci/config
 	cmd=$(od -An -tx2 -j4 -N2 $C | tr -d ' ')
 }

@@ -125,7 +125,7 @@ pm_port() {
 # SERIES_SECS) under the writer on blocks FIRST..FIRST+511.
 SERIES = r"""
 d=$(rvb_dev pd) && r=$(rvb_rv pd) || exit 1
-pci=$(basename $(dirname $(readlink -f $RV_BUS/devices/$r)))
+pci=$(rv_pci_of $r)
 exec 3</dev/$d
 %(prep)s
 g0=$(dmesg | grep -c 'gets no answer from the device')

@@ -77,7 +77,7 @@ hp_new() {
 
 UNPLUG = r"""
 d=$(rvb_dev hp) && r=$(rvb_rv hp) || exit 1
-pci=$(basename $(dirname $(readlink -f $RV_BUS/devices/$r)))
+pci=$(rv_pci_of $r)
 echo hp=$d rv=$r pci=$pci
 stamp_start $d 0 512
 t0=$(now_ms); i=0
@@ -97,7 +97,7 @@ ADD = r"""
 i=0
 while ! hp_new hp2 && [ $i -lt %d ]; do usleep 100000; i=$((i + 1)); done
 d=$(rvb_dev hp2) && r=$(rvb_rv hp2) || { lspci 2>/dev/null; ls $RV_BUS/devices; exit 1; }
-pci=$(basename $(dirname $(readlink -f $RV_BUS/devices/$r)))
+pci=$(rv_pci_of $r)
 echo hp2=$d rv=$r pci=$pci driver=$(basename $(readlink $RV_BUS/devices/$r/driver)) \
 	pcidrv=$(rv_pci_driver $pci) status=$(cat $RV_BUS/devices/$r/status)
 stamp_start $d 0 512

@@ -40,7 +40,7 @@ import time
 from blkdrv import BLK_LIB, BlkVM, Disk, check_quiet, collapse, hx
 from revirt_vm import QMPError, VMError, backend_path, by_vdev, guest_feature_names
 from test_35_blkreset import LIB as STAMP_LIB, stamp_state, summary, writer_ok
-from test_39_pm import run_frame, setups
+from test_39_pm import notified, run_frame, setups
 
 MODULES = ["revirt", "revirt_pci", "revirt_blk", "revirt_rng"]
 MiB = 1 << 20
@@ -65,10 +65,6 @@ aer_count() {
 aer_port() {
 	basename $(dirname $(readlink -f /sys/bus/pci/devices/$1))
 }
-# aer_pci_of revirtN: its PCI function
-aer_pci_of() {
-	basename $(dirname $(readlink -f $RV_BUS/devices/$1))
-}
 # aer_state PORT: its AER counters, and the recoveries the kernel reported
 aer_state() {
 	echo fatal=$(aer_count $1 fatal) nonfatal=$(aer_count $1 nonfatal) \
@@ -81,7 +77,7 @@ aer_state() {
 # recovered from every error the host injects (or SERIES_SECS).
 SERIES = r"""
 d=$(rvb_dev pd) && r=$(rvb_rv pd) || exit 1
-pci=$(aer_pci_of $r); port=$(aer_port $pci)
+pci=$(rv_pci_of $r); port=$(aer_port $pci)
 exec 3</dev/$d
 echo %(iot)d > /sys/block/$d/queue/io_timeout
 g0=$(dmesg | grep -c 'gets no answer from the device')
@@ -133,7 +129,7 @@ def check_setup(ktap, avm):
         "d=$(rvb_wait pd) || exit 1; echo pd $d\n"
         "echo rng $(rv_wait_bound revirt_rng)\n"
         "rv_hung_arm %d\n"
-        "for x in $(rvb_rv pd) $(rv_bound_to revirt_rng); do p=$(aer_port $(aer_pci_of $x)); "
+        "for x in $(rvb_rv pd) $(rv_bound_to revirt_rng); do p=$(aer_port $(rv_pci_of $x)); "
         "echo aer $x $p fatal=$(aer_count $p fatal); done\n"
         "dmesg | grep -i 'aer' | tail -n 5" % (" ".join(MODULES), HUNG_SECS))
     ok = ktap.ok("aer: the disk pd and the entropy device are bound, each behind a root port "
@@ -149,8 +145,7 @@ def check_setup(ktap, avm):
     avm.learn_ptr("pd", m0, m1)
     rc3, out3 = avm.sh("r=$(rv_bound_to revirt_rng) || exit 1; rv_entropy_ok ${r#revirt}")
     m2 = avm.mark()
-    rng = {a.split()[1] for _, a in avm.vm.trace_events(m1, m2, event="virtio_queue_notify")}
-    rng.discard(avm.ptr.get("pd"))
+    rng = notified(avm, m1, m2)
     if len(rng) == 1:
         avm.ptr["rng0"] = rng.pop()
     ok = ktap.ok("aer: both devices found in the host trace",

@@ -343,6 +343,11 @@ rv_live_why() {
 
 RV_PCI=/sys/bus/pci
 
+# rv_pci_of REVIRTN: the address of the PCI function under a revirt device
+rv_pci_of() {
+	basename "$(dirname "$(readlink -f $RV_BUS/devices/$1)")"
+}
+
 # rv_pci_driver ADDR: the driver bound to PCI device ADDR, or "-".
 rv_pci_driver() {
 	if [ -e "$RV_PCI/devices/$1/driver" ]; then
